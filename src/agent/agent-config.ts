@@ -1,0 +1,104 @@
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { isLoopbackHost } from "../core/net.js";
+
+const seconds = (fallback: number) => z.number().positive().default(fallback);
+
+/** A model the agent can serve (SPEC §2 `models[]`). */
+export const ModelEntrySchema = z.strictObject({
+  /** Name exposed by the API. */
+  model_id: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/, "letters, digits and . _ : / @ + - only"),
+  /** Exact GGUF file to load. */
+  path: z
+    .string()
+    .min(1)
+    .refine((path) => existsSync(expandHome(path)), "model file not found"),
+  /** Roles this model can satisfy. */
+  roles: z.array(z.string().min(1)).default([]),
+  /** Context size (`-c`); engine default when absent. */
+  ctx_size: z.int().positive().optional(),
+  /** Layers offloaded to the GPU (`-ngl`); engine default when absent. */
+  n_gpu_layers: z.int().min(-1).optional(),
+  /** Concurrent sequences in one server (slots). */
+  parallel: z.int().min(1).default(1),
+  /** CPU threads; 0 = engine default. */
+  threads: z.int().min(0).default(0),
+  /** Extra arguments for this model only. */
+  args: z.array(z.string()).default([]),
+});
+
+export const BACKENDS = ["auto", "cuda", "rocm", "metal", "vulkan", "sycl", "cpu"] as const;
+export const ENGINES = ["auto", "llama-server", "embedded"] as const;
+
+/** Node agent configuration (SPEC §2). */
+export const AgentConfigSchema = z
+  .strictObject({
+    node_id: z.string().default(""),
+    state_dir: z.string().min(1).default("~/.rolemesh"),
+    listen_host: z.string().min(1).default("127.0.0.1"),
+    listen_port: z.int().min(0).max(65535).default(8090),
+    auth_token: z.string().default(""),
+    /** Start on a non-loopback address without `auth_token` (SPEC §2.2). */
+    allow_insecure: z.boolean().default(false),
+    dispatcher_base_url: z.string().default(""),
+    join_token: z.string().default(""),
+    heartbeat_interval_s: seconds(5),
+    labels: z.record(z.string(), z.string()).default({}),
+    backend: z.enum(BACKENDS).default("auto"),
+    devices: z
+      .array(z.string().regex(/^(gpu|cpu):\d+$/, 'a device id such as "gpu:0" or "cpu:0"'))
+      .default([]),
+    engine: z.enum(ENGINES).default("auto"),
+    llama_server_bin: z.string().min(1).default("llama-server"),
+    llama_server_args: z.array(z.string()).default([]),
+    llama_server_startup_timeout_s: seconds(30),
+    llama_server_startup_timeout_per_gib_s: z.number().min(0).default(0),
+    llama_server_probe_interval_s: seconds(0.5),
+    max_pending_requests_per_device: z.int().min(1).default(2),
+    shutdown_grace_s: z.number().min(0).default(30),
+    /** Largest request body accepted, in MiB (SPEC §7: 413 beyond it). */
+    max_body_mb: z.number().positive().default(8),
+    /** pino level: fatal, error, warn, info, debug, trace. */
+    log_level: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
+    models: z.array(ModelEntrySchema).default([]),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.models.forEach((model, index) => {
+      if (seen.has(model.model_id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["models", index, "model_id"],
+          message: `duplicate model_id "${model.model_id}"`,
+        });
+      }
+      seen.add(model.model_id);
+    });
+    if (!isLoopbackHost(config.listen_host) && config.auth_token === "" && !config.allow_insecure) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth_token"],
+        message:
+          `listen_host ${config.listen_host} is not a loopback address and auth_token is empty: ` +
+          "anyone who can reach it could run models and read prompts. Set auth_token " +
+          "(or ROLEMESH_TOKEN), or set allow_insecure: true if a firewall protects it",
+      });
+    }
+  });
+
+export type AgentConfig = z.output<typeof AgentConfigSchema>;
+export type ModelEntry = z.output<typeof ModelEntrySchema>;
+
+/** Expands a leading `~` the way a shell would, for paths users write in YAML. */
+export function expandHome(path: string): string {
+  if (path === "~") return homedir();
+  if (path.startsWith("~/")) return resolve(homedir(), path.slice(2));
+  return path;
+}

@@ -1,0 +1,32 @@
+import type { ModelEntry } from "../agent-config.js";
+import { expandHome } from "../agent-config.js";
+import type { LaunchSpec } from "../supervisor/server-process.js";
+import type { Engine } from "./engine.js";
+
+export interface LlamaServerOptions {
+  /** Resolved path of the llama-server binary. */
+  bin: string;
+  /** `llama_server_args`: extra arguments for every managed server. */
+  extraArgs: readonly string[];
+}
+
+/**
+ * llama.cpp's `llama-server`, started as SPEC §6 says. `--alias` makes the server report the
+ * model id, so readiness can tell our server from anything else that took the port.
+ */
+export class LlamaServerEngine implements Engine {
+  readonly name = "llama-server" as const;
+
+  constructor(readonly options: LlamaServerOptions) {}
+
+  launch(model: ModelEntry, port: number): LaunchSpec {
+    const args = ["-m", expandHome(model.path), "--host", "127.0.0.1", "--port", String(port)];
+    args.push("--alias", model.model_id);
+    if (model.ctx_size !== undefined) args.push("-c", String(model.ctx_size));
+    if (model.n_gpu_layers !== undefined) args.push("-ngl", String(model.n_gpu_layers));
+    args.push("--parallel", String(model.parallel));
+    if (model.threads > 0) args.push("-t", String(model.threads));
+    args.push(...this.options.extraArgs, ...model.args);
+    return { command: this.options.bin, args, env: {} };
+  }
+}

@@ -1,0 +1,178 @@
+import { RoleMeshError } from "../../core/errors.js";
+import { clientSignal } from "../../core/http/client-signal.js";
+import { parseJsonObject, readBody } from "../../core/http/read-body.js";
+import { sendJson } from "../../core/http/respond.js";
+import type { RequestContext, Route } from "../../core/http/router.js";
+import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
+import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
+import { relay } from "../../core/proxy/relay.js";
+import type { ModelEntry } from "../agent-config.js";
+import type { NodeAgent } from "../node-agent.js";
+import type { ManagedDevice } from "../scheduler/scheduler.js";
+
+const MIB = 1024 * 1024;
+
+/** The agent's HTTP API (SPEC §7.1) as a route table. */
+export function agentRoutes(agent: NodeAgent): Route[] {
+  return [
+    {
+      method: "GET",
+      path: "/healthz",
+      public: true,
+      handle: ({ res }) => sendJson(res, 200, { status: "ok" }),
+    },
+    {
+      method: "GET",
+      path: "/v1/models",
+      handle: ({ res }) => sendJson(res, 200, listModels(agent)),
+    },
+    ...OPENAI_ENDPOINTS.map((endpoint): Route => ({
+      method: "POST",
+      path: endpoint,
+      handle: (ctx) => serveOpenAI(agent, endpoint, ctx),
+    })),
+    {
+      method: "GET",
+      path: "/v1/node/inventory",
+      handle: ({ res }) => sendJson(res, 200, agent.inventory()),
+    },
+    { method: "POST", path: "/v1/node/models/:id/load", handle: (ctx) => loadModel(agent, ctx) },
+    {
+      method: "POST",
+      path: "/v1/node/models/:id/unload",
+      handle: (ctx) => unloadModel(agent, ctx),
+    },
+  ];
+}
+
+function listModels(agent: NodeAgent) {
+  const created = Math.floor(Date.now() / 1000);
+  return {
+    object: "list",
+    data: agent.config.models.map((model) => {
+      const devices = agent.scheduler.devicesWith(model.model_id);
+      return {
+        id: model.model_id,
+        object: "model",
+        created,
+        owned_by: "rolemesh",
+        roles: model.roles,
+        loaded_on: devices.map((device) => device.ref.id),
+        state: devices.some((device) => device.supervisor.state === "ready")
+          ? "ready"
+          : devices.length > 0
+            ? "loading"
+            : "stopped",
+      };
+    }),
+  };
+}
+
+/** Validate, pick a device, wait for a turn and a ready server, relay. */
+async function serveOpenAI(
+  agent: NodeAgent,
+  endpoint: OpenAIEndpoint,
+  { req, res }: RequestContext,
+): Promise<void> {
+  refuseWhileDraining(agent);
+  const raw = await readBody(req, agent.config.max_body_mb * MIB);
+  const request = checkOpenAIRequest(endpoint, parseJsonObject(raw));
+  const model = agent.resolveModel(request.model);
+  const device = pickDevice(agent, model);
+  const signal = clientSignal(res);
+  let reservation;
+  try {
+    reservation = await agent.scheduler.reserve(device, model, signal);
+  } catch (err) {
+    if (signal.aborted) return; // the client left while queued; nobody to answer
+    throw err;
+  }
+  try {
+    await relay({
+      upstream: reservation.upstream,
+      path: endpoint,
+      body: raw,
+      res,
+      signal,
+      responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
+    });
+  } finally {
+    reservation.lease.release();
+  }
+}
+
+/** `POST /v1/node/models/{id}/load` with optional `{device}`: answers once the server is ready. */
+async function loadModel(agent: NodeAgent, { req, res, params }: RequestContext): Promise<void> {
+  refuseWhileDraining(agent);
+  const raw = await readBody(req, agent.config.max_body_mb * MIB);
+  const body = raw.length > 0 ? parseJsonObject(raw) : {};
+  if (body.device !== undefined && typeof body.device !== "string") {
+    throw new RoleMeshError("invalid_request", 'device: expected a device id such as "gpu:0"', {
+      param: "device",
+    });
+  }
+  const model = agent.resolveModel(params.id);
+  const device =
+    typeof body.device === "string" ? findDevice(agent, body.device) : pickDevice(agent, model);
+  const signal = clientSignal(res);
+  const reservation = await agent.scheduler.reserve(device, model, signal);
+  reservation.lease.release();
+  sendJson(res, 200, {
+    model_id: model.model_id,
+    device: device.ref.id,
+    server: device.supervisor.info(),
+  });
+}
+
+/** `POST /v1/node/models/{id}/unload`: waits for each holding device to drain, then stops its server. */
+async function unloadModel(agent: NodeAgent, { res, params }: RequestContext): Promise<void> {
+  const model = agent.resolveModel(params.id);
+  const devices = agent.scheduler.devicesWith(model.model_id);
+  const signal = clientSignal(res);
+  await Promise.all(
+    devices.map(async (device) => {
+      const lease = await device.queue.acquire(null, signal);
+      try {
+        if (device.supervisor.activeModel?.model_id === model.model_id)
+          await device.supervisor.stop();
+      } finally {
+        lease.release();
+      }
+    }),
+  );
+  sendJson(res, 200, {
+    model_id: model.model_id,
+    unloaded_from: devices.map((device) => device.ref.id),
+  });
+}
+
+function pickDevice(agent: NodeAgent, model: ModelEntry): ManagedDevice {
+  const device = agent.scheduler.pick(model);
+  if (!device) throw new RoleMeshError("no_capacity", "this node has no device to run models on");
+  return device;
+}
+
+function findDevice(agent: NodeAgent, id: string): ManagedDevice {
+  const device = agent.scheduler.devices.find((candidate) => candidate.ref.id === id);
+  if (!device) {
+    const known = agent.scheduler.devices.map((candidate) => candidate.ref.id).join(", ");
+    throw new RoleMeshError(
+      "invalid_request",
+      `no device "${id}" on this node (devices: ${known})`,
+      { param: "device" },
+    );
+  }
+  return device;
+}
+
+function refuseWhileDraining(agent: NodeAgent): void {
+  if (agent.draining) {
+    throw new RoleMeshError(
+      "shutting_down",
+      "this node is shutting down; send the request elsewhere",
+      {
+        retryAfterS: 1,
+      },
+    );
+  }
+}

@@ -1,0 +1,311 @@
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import { once } from "node:events";
+import { mkdir, stat } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { RoleMeshError } from "../core/errors.js";
+import type { Logger } from "../core/logger.js";
+import { bearerToken, secretsEqual } from "../core/http/bearer.js";
+import { dispatcher, Router } from "../core/http/router.js";
+import type {
+  DeviceMetrics,
+  DeviceRef,
+  LiveState,
+  ModelInventory,
+  NodeInventory,
+} from "../protocol/inventory.js";
+import type { AgentConfig, ModelEntry } from "./agent-config.js";
+import { expandHome } from "./agent-config.js";
+import type { DeviceBackend } from "./devices/backend.js";
+import { hostCapabilities } from "./devices/host-capabilities.js";
+import { selectDevices } from "./devices/select-backend.js";
+import type { Engine } from "./engines/engine.js";
+import { selectEngine } from "./engines/select-engine.js";
+import { agentRoutes } from "./http/agent-routes.js";
+import { resolveNodeId } from "./node-id.js";
+import { DeviceQueue } from "./scheduler/device-queue.js";
+import type { ManagedDevice } from "./scheduler/scheduler.js";
+import { Scheduler } from "./scheduler/scheduler.js";
+import { DeviceSupervisor } from "./supervisor/device-supervisor.js";
+import { PidRecords } from "./supervisor/pid-records.js";
+
+const GIB = 1024 ** 3;
+const METRICS_INTERVAL_MS = 5000;
+
+/**
+ * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
+ * and the HTTP API in front of them.
+ */
+export class NodeAgent {
+  readonly nodeId: string;
+  readonly config: AgentConfig;
+  readonly scheduler: Scheduler;
+  readonly log: Logger;
+  readonly #backend: DeviceBackend;
+  readonly #engine: Engine | null;
+  readonly #server: Server;
+  readonly #modelSizes: Map<string, number | null>;
+  #metricsTimer: NodeJS.Timeout | undefined;
+  #shutdown: Promise<void> | undefined;
+  #draining = false;
+  /** Set while shutdown waits for the queues to empty; called on every queue change. */
+  #whenIdle: (() => void) | undefined;
+
+  private constructor(parts: {
+    nodeId: string;
+    config: AgentConfig;
+    log: Logger;
+    backend: DeviceBackend;
+    engine: Engine | null;
+    refs: DeviceRef[];
+    metrics: Map<string, DeviceMetrics>;
+    pidRecords: PidRecords;
+    modelSizes: Map<string, number | null>;
+  }) {
+    const { config, log, engine, backend } = parts;
+    this.nodeId = parts.nodeId;
+    this.config = config;
+    this.log = log;
+    this.#backend = backend;
+    this.#engine = engine;
+    this.#modelSizes = parts.modelSizes;
+    const devices = parts.refs.map((ref): ManagedDevice => {
+      const supervisor = new DeviceSupervisor({
+        device: ref,
+        engine: engine ?? noEngine,
+        pinningEnv: backend.pinningEnv(ref),
+        pidRecords: parts.pidRecords,
+        log,
+        probeIntervalMs: config.llama_server_probe_interval_s * 1000,
+        startupTimeoutMs: (model) =>
+          startupTimeoutMs(config, parts.modelSizes.get(model.model_id) ?? null),
+      });
+      const queue = new DeviceQueue(config.max_pending_requests_per_device, () =>
+        this.#whenIdle?.(),
+      );
+      return { ref, supervisor, queue, metrics: parts.metrics.get(ref.id) ?? null };
+    });
+    this.scheduler = new Scheduler(devices);
+    const router = new Router(agentRoutes(this));
+    this.#server = createServer(
+      dispatcher({
+        router,
+        authorize: (req) => this.#authorize(bearerToken(req)),
+        onUnexpected: (err, req) =>
+          this.log.error({ err, method: req.method, url: req.url }, "request failed"),
+      }),
+    );
+  }
+
+  /** Starts an agent: reaps servers left by an earlier run, finds devices, listens. */
+  static async start(config: AgentConfig, log: Logger): Promise<NodeAgent> {
+    const stateDir = expandHome(config.state_dir);
+    await mkdir(stateDir, { recursive: true });
+    const nodeId = await resolveNodeId(config.node_id, stateDir);
+    const pidRecords = new PidRecords(stateDir);
+    const reaped = await pidRecords.reapLeftovers(log);
+    if (reaped > 0) log.warn({ reaped }, "stopped servers left behind by an earlier agent");
+
+    const engine = selectEngine(config);
+    const { backend, devices: refs } = await selectDevices(config, log);
+    const modelSizes = new Map(
+      await Promise.all(
+        config.models.map(async (model) => [model.model_id, await fileSize(model.path)] as const),
+      ),
+    );
+    const metrics = await backend.measure(refs);
+    const agent = new NodeAgent({
+      nodeId,
+      config,
+      log,
+      backend,
+      engine,
+      refs,
+      metrics,
+      pidRecords,
+      modelSizes,
+    });
+    await agent.#listen();
+    agent.#metricsTimer = setInterval(
+      () => void agent.refreshMetrics(),
+      METRICS_INTERVAL_MS,
+    ).unref();
+    log.info(
+      {
+        node_id: nodeId,
+        url: agent.url,
+        backend: backend.name,
+        devices: refs.map((ref) => ref.id),
+        engine: engine?.name ?? null,
+        models: config.models.map((model) => model.model_id),
+      },
+      "node agent listening",
+    );
+    return agent;
+  }
+
+  /** Where the agent answers, e.g. `http://127.0.0.1:8090`. */
+  get url(): string {
+    const address = this.#server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** The configured model named by `name`: a model id first, else the first model with that role. */
+  resolveModel(name: string | undefined): ModelEntry {
+    const models = this.config.models;
+    if (name === undefined) {
+      if (models.length === 1 && models[0]) return models[0];
+      throw new RoleMeshError(
+        "invalid_request",
+        "'model' is required: this node serves several models",
+        {
+          param: "model",
+        },
+      );
+    }
+    const found =
+      models.find((model) => model.model_id === name) ??
+      models.find((model) => model.roles.includes(name));
+    if (found) return found;
+    const known = models.map((model) => model.model_id).join(", ") || "none";
+    throw new RoleMeshError(
+      "model_not_found",
+      `model "${name}" is not served by this node (models: ${known})`,
+      {
+        param: "model",
+      },
+    );
+  }
+
+  liveState(): LiveState {
+    const devices = this.scheduler.devices;
+    if (devices.length === 0 || this.config.models.length === 0) return "client";
+    if (devices.some((device) => device.supervisor.state === "ready")) return "serving";
+    const busy = devices.some(
+      (device) => device.supervisor.state === "starting" || device.queue.pressure > 0,
+    );
+    return busy ? "loading" : "standby";
+  }
+
+  inventory(): NodeInventory {
+    const devices = this.scheduler.devices;
+    const engineVersion =
+      devices.map((device) => device.supervisor.engineVersion).find(Boolean) ?? null;
+    const capabilities = hostCapabilities(this.#engine?.name ?? "none", engineVersion);
+    const models: ModelInventory[] = this.config.models.map((model) => ({
+      id: model.model_id,
+      path: model.path,
+      roles: model.roles,
+      size_bytes: this.#modelSizes.get(model.model_id) ?? null,
+      loaded_on: this.scheduler.devicesWith(model.model_id).map((device) => device.ref.id),
+    }));
+    return {
+      node_id: this.nodeId,
+      hostname: capabilities.hostname,
+      state: this.liveState(),
+      capabilities,
+      backend: this.#backend.name,
+      engine: this.#engine?.name ?? "none",
+      devices: devices.map((device) => ({
+        ref: device.ref,
+        metrics: device.metrics,
+        server: device.supervisor.info(),
+        queue: device.queue.info(),
+        last_error: device.supervisor.lastError,
+        log_tail: [...device.supervisor.logTail],
+      })),
+      models,
+    };
+  }
+
+  async refreshMetrics(): Promise<void> {
+    const devices = this.scheduler.devices;
+    try {
+      const measured = await this.#backend.measure(devices.map((device) => device.ref));
+      for (const device of devices) device.metrics = measured.get(device.ref.id) ?? device.metrics;
+    } catch (err) {
+      this.log.warn({ err }, "measuring devices failed");
+    }
+  }
+
+  /**
+   * Graceful stop (SPEC §4): stop accepting, let admitted requests finish for up to
+   * `shutdown_grace_s`, then stop every server. Safe to call more than once.
+   */
+  shutdown(reason = "shutdown requested"): Promise<void> {
+    this.#shutdown ??= this.#stop(reason);
+    return this.#shutdown;
+  }
+
+  async #stop(reason: string): Promise<void> {
+    this.log.info({ reason }, "shutting down: no new requests, waiting for admitted ones");
+    this.#draining = true;
+    clearInterval(this.#metricsTimer);
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    await this.#drained(this.config.shutdown_grace_s * 1000);
+    this.#server.closeAllConnections();
+    await Promise.all(this.scheduler.devices.map((device) => device.supervisor.stop()));
+    await closed;
+    this.log.info("node agent stopped");
+  }
+
+  /** Resolves once no device has admitted work, or after `timeoutMs`. */
+  async #drained(timeoutMs: number): Promise<void> {
+    const busy = () => this.scheduler.devices.some((device) => device.queue.pressure > 0);
+    if (!busy()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.log.warn("shutdown grace elapsed with requests still running; stopping anyway");
+        resolve();
+      }, timeoutMs);
+      this.#whenIdle = () => {
+        if (busy()) return;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#whenIdle = undefined;
+  }
+
+  #authorize(presented: string | undefined): void {
+    const token = this.config.auth_token;
+    if (token && !secretsEqual(presented, token)) {
+      throw new RoleMeshError("invalid_api_key", "missing or wrong bearer token");
+    }
+  }
+
+  async #listen(): Promise<void> {
+    this.#server.listen(this.config.listen_port, this.config.listen_host);
+    await once(this.#server, "listening");
+  }
+}
+
+/** Startup timeout for a model: the base, or per-GiB times its size when that is longer. */
+function startupTimeoutMs(config: AgentConfig, sizeBytes: number | null): number {
+  const base = config.llama_server_startup_timeout_s;
+  const perGib = config.llama_server_startup_timeout_per_gib_s;
+  const scaled = perGib > 0 && sizeBytes !== null ? (perGib * sizeBytes) / GIB : 0;
+  return Math.max(base, scaled) * 1000;
+}
+
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await stat(expandHome(path))).size;
+  } catch {
+    return null;
+  }
+}
+
+/** Stands in when no engine was found; only reachable if no model is configured. */
+const noEngine: Engine = {
+  name: "llama-server",
+  launch() {
+    throw new RoleMeshError("no_capacity", "no inference engine is installed on this node");
+  },
+};

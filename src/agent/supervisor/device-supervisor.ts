@@ -1,0 +1,471 @@
+import { EventEmitter } from "node:events";
+import { createServer } from "node:net";
+import type { Logger } from "pino";
+import { Pool } from "undici";
+import { RoleMeshError } from "../../core/errors.js";
+import type {
+  DeviceRef,
+  ServerFailure,
+  ServerInfo,
+  ServerState,
+} from "../../protocol/inventory.js";
+import type { ModelEntry } from "../agent-config.js";
+import type { Engine } from "../engines/engine.js";
+import type { PidRecords } from "./pid-records.js";
+import { readIdentity } from "./process-identity.js";
+import { ServerProcess } from "./server-process.js";
+
+export interface DeviceSupervisorOptions {
+  device: DeviceRef;
+  engine: Engine;
+  /** Environment that pins the server to this device only. */
+  pinningEnv: Record<string, string>;
+  pidRecords: PidRecords;
+  log: Logger;
+  /** `llama_server_probe_interval_s`, in ms. */
+  probeIntervalMs: number;
+  /** How long a request waits for `model` to become ready (SPEC §4 startup timeout). */
+  startupTimeoutMs(model: ModelEntry): number;
+  /** Grace between SIGTERM and SIGKILL when stopping a server. */
+  stopGraceMs?: number;
+  /** Lines of server output kept for the inventory. */
+  logTailLines?: number;
+}
+
+/** Events: `state` (ServerState) whenever the state changes. */
+export interface DeviceSupervisorEvents {
+  state: [ServerState];
+}
+
+const MAX_BACKOFF_MS = 60_000;
+/** A server that ran this long before crashing starts a fresh backoff series. */
+const STABLE_RUN_MS = MAX_BACKOFF_MS;
+const PORT_RETRIES = 3;
+const READY_LINE = /listening on|model loaded|server is listening/i;
+const PORT_CONFLICT = /couldn't bind|address already in use|EADDRINUSE/i;
+
+/**
+ * Keeps at most one inference server for one device (SPEC §4): starts it on demand on a free
+ * loopback port, decides readiness, reports crashes with backoff, stops it on request.
+ * It never decides *whether* to switch models — the scheduler drains the device first.
+ */
+export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
+  readonly device: DeviceRef;
+  #state: ServerState = "stopped";
+  #model: ModelEntry | null = null;
+  #process: ServerProcess | null = null;
+  #stopping: ServerProcess | null = null;
+  #port: number | null = null;
+  #upstream: Pool | null = null;
+  #readiness: Deferred | null = null;
+  #nudge: Deferred | null = null;
+  #readyAt: Date | null = null;
+  #lastError: ServerFailure | null = null;
+  #consecutiveFailures = 0;
+  #restarts = 0;
+  #nextAttemptAt = 0;
+  #portRetries = 0;
+  #engineVersion: string | null = null;
+  #transition: Promise<unknown> = Promise.resolve();
+  readonly #logTail: string[] = [];
+  readonly #options: DeviceSupervisorOptions;
+
+  constructor(options: DeviceSupervisorOptions) {
+    super();
+    this.#options = options;
+    this.device = options.device;
+  }
+
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** The model of the server that is starting or ready, if any. */
+  get activeModel(): ModelEntry | null {
+    return this.#state === "starting" || this.#state === "ready" ? this.#model : null;
+  }
+
+  get engineVersion(): string | null {
+    return this.#engineVersion;
+  }
+
+  get lastError(): ServerFailure | null {
+    return this.#lastError;
+  }
+
+  get logTail(): readonly string[] {
+    return this.#logTail;
+  }
+
+  /**
+   * Resolves with a connection pool to a ready server of `model`, starting or switching the
+   * server as needed. Rejects with 503 `model_loading_timeout` when the model is not ready in
+   * time (the server keeps loading), 502 `upstream_error` when it dies while loading.
+   */
+  async ensure(model: ModelEntry, signal?: AbortSignal): Promise<Pool> {
+    const timeoutMs = this.#options.startupTimeoutMs(model);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      signal?.throwIfAborted();
+      if (this.#serves(model, "ready") && this.#upstream) return this.#upstream;
+      if (this.#serves(model, "starting") && this.#readiness) {
+        await waitFor(this.#readiness.promise, deadline, signal, () =>
+          this.#loadingTimeout(model, timeoutMs),
+        );
+        continue;
+      }
+      await this.#serialized(() => this.#startIfNeeded(model, deadline, signal));
+    }
+  }
+
+  /** Stops the server (if any) and waits until it is gone. */
+  stop(): Promise<void> {
+    return this.#serialized(() => this.#stopCurrent());
+  }
+
+  info(): ServerInfo {
+    const model = this.#state === "stopped" && !this.#process ? null : this.#model;
+    return {
+      state: this.#state,
+      model_id: model?.model_id ?? null,
+      pid: this.#process?.pid ?? null,
+      port: this.#process ? this.#port : null,
+      started_at: this.#process?.startedAt.toISOString() ?? null,
+      ready_at: this.#state === "ready" ? (this.#readyAt?.toISOString() ?? null) : null,
+      restarts: this.#restarts,
+      consecutive_failures: this.#consecutiveFailures,
+      next_attempt_at:
+        this.#state === "failed" && this.#nextAttemptAt > Date.now()
+          ? new Date(this.#nextAttemptAt).toISOString()
+          : null,
+    };
+  }
+
+  #serves(model: ModelEntry, state: ServerState): boolean {
+    return this.#state === state && this.#model?.model_id === model.model_id;
+  }
+
+  /** Runs start/stop transitions one at a time, so two requests never start two servers. */
+  #serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#transition.then(work, work);
+    this.#transition = next.catch(() => undefined);
+    return next;
+  }
+
+  async #startIfNeeded(model: ModelEntry, deadline: number, signal?: AbortSignal): Promise<void> {
+    if (this.#serves(model, "ready") || this.#serves(model, "starting")) return;
+    if (this.#process) await this.#stopCurrent();
+    const backoffMs = this.#nextAttemptAt - Date.now();
+    if (backoffMs > 0 && this.#model?.model_id === model.model_id) {
+      if (Date.now() + backoffMs > deadline) {
+        throw new RoleMeshError(
+          "no_capacity",
+          `the server for ${model.model_id} on ${this.device.id} crashed ${this.#consecutiveFailures} times in a row; ` +
+            `next start attempt in ${Math.ceil(backoffMs / 1000)} s`,
+          { retryAfterS: backoffMs / 1000 },
+        );
+      }
+      this.#options.log.info(
+        { device: this.device.id, model: model.model_id, backoff_ms: backoffMs },
+        "waiting out crash backoff",
+      );
+      await waitFor(
+        sleep(backoffMs),
+        deadline,
+        signal,
+        () => new RoleMeshError("no_capacity", "backoff outlasted the deadline"),
+      );
+    }
+    if (this.#model?.model_id !== model.model_id) {
+      this.#consecutiveFailures = 0;
+      this.#nextAttemptAt = 0;
+    } else if (this.#state === "failed") {
+      this.#restarts++;
+    }
+    this.#model = model;
+    this.#readiness = new Deferred();
+    this.#portRetries = 0;
+    await this.#spawn(model);
+  }
+
+  async #spawn(model: ModelEntry): Promise<void> {
+    const port = await freeLoopbackPort();
+    const spec = this.#options.engine.launch(model, port);
+    const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
+    const proc = new ServerProcess(
+      { ...spec, env: { ...spec.env, ...this.#options.pinningEnv } },
+      (stream, line) => this.#onOutput(log, stream, line),
+    );
+    this.#process = proc;
+    this.#port = port;
+    this.#upstream = new Pool(`http://127.0.0.1:${port}`, {
+      // Generations can run for many minutes; the agent keeps its own deadlines.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+    this.#readyAt = null;
+    this.#setState("starting");
+    log.info({ pid: proc.pid, port, command: spec.command, args: spec.args }, "server starting");
+    void proc.exited.then((status) => this.#onExit(proc, model, status));
+    if (proc.pid > 0) {
+      const identity = await readIdentity(proc.pid);
+      if (identity && this.#process === proc) {
+        await this.#options.pidRecords.write({
+          pid: proc.pid,
+          start_time: identity.startTime,
+          args: spec.args.join(" "),
+          device: this.device.id,
+          model_id: model.model_id,
+          port,
+          agent_pid: process.pid,
+          recorded_at: new Date().toISOString(),
+        });
+      }
+    }
+    void this.#probeUntilReady(proc, model, this.#upstream, log);
+  }
+
+  async #probeUntilReady(
+    proc: ServerProcess,
+    model: ModelEntry,
+    pool: Pool,
+    log: Logger,
+  ): Promise<void> {
+    let reportedMismatch = false;
+    while (this.#process === proc && this.#state === "starting") {
+      const answer = await probe(pool, model);
+      if (this.#process !== proc || this.#state !== "starting") return;
+      if (answer.ready) {
+        this.#readyAt = new Date();
+        this.#setState("ready");
+        this.#readiness?.resolve();
+        log.info(
+          { pid: proc.pid, port: this.#port, load_ms: Date.now() - proc.startedAt.getTime() },
+          "server ready",
+        );
+        this.#engineVersion ??= await buildInfo(pool);
+        return;
+      }
+      if (answer.otherModels && !reportedMismatch) {
+        reportedMismatch = true;
+        log.warn(
+          { reported: answer.otherModels },
+          `the server on port ${this.#port} reports ${answer.otherModels.join(", ")} instead of ${model.model_id}; not ready`,
+        );
+      }
+      this.#nudge = new Deferred();
+      await Promise.race([sleep(this.#options.probeIntervalMs), this.#nudge.promise]);
+    }
+  }
+
+  #onOutput(log: Logger, stream: "stdout" | "stderr", line: string): void {
+    this.#logTail.push(line);
+    const limit = this.#options.logTailLines ?? 200;
+    if (this.#logTail.length > limit) this.#logTail.splice(0, this.#logTail.length - limit);
+    log.info({ src: "server", stream }, line);
+    // The server says it is up: probe now instead of at the next interval.
+    if (READY_LINE.test(line)) this.#nudge?.resolve();
+  }
+
+  #onExit(
+    proc: ServerProcess,
+    model: ModelEntry,
+    status: { code: number | null; signal: NodeJS.Signals | null },
+  ): void {
+    if (this.#process !== proc) return;
+    const wasStarting = this.#state === "starting";
+    this.#process = null;
+    this.#upstream?.destroy().catch(() => undefined);
+    this.#upstream = null;
+    void this.#options.pidRecords.remove(this.device.id);
+    const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
+    if (this.#stopping === proc) {
+      this.#stopping = null;
+      log.info({ pid: proc.pid, ...status }, "server stopped");
+      this.#setState("stopped");
+      return;
+    }
+    const tail = this.#logTail.slice(-20);
+    if (
+      wasStarting &&
+      this.#portRetries < PORT_RETRIES &&
+      tail.some((line) => PORT_CONFLICT.test(line))
+    ) {
+      // Another process took the port between our check and the server's bind: not a crash.
+      this.#portRetries++;
+      log.warn({ port: this.#port }, "server could not bind its port; retrying on another");
+      void this.#spawn(model);
+      return;
+    }
+    const ranMs = Date.now() - proc.startedAt.getTime();
+    if (ranMs >= STABLE_RUN_MS) this.#consecutiveFailures = 0;
+    this.#consecutiveFailures++;
+    const backoffMs = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.#consecutiveFailures - 1));
+    this.#nextAttemptAt = Date.now() + backoffMs;
+    const how = status.signal
+      ? `was killed by ${status.signal}`
+      : `exited with code ${status.code}`;
+    const message = `the server for ${model.model_id} on ${this.device.id} ${how}${wasStarting ? " while loading" : ""}`;
+    this.#lastError = {
+      message,
+      exit_code: status.code,
+      signal: status.signal,
+      stderr_tail: tail,
+      at: new Date().toISOString(),
+    };
+    log.error(
+      { pid: proc.pid, ...status, backoff_ms: backoffMs, stderr_tail: tail.slice(-5) },
+      message,
+    );
+    this.#setState("failed");
+    this.#readiness?.reject(
+      new RoleMeshError("upstream_error", `${message}: ${tail.at(-1) ?? "no output"}`),
+    );
+  }
+
+  async #stopCurrent(): Promise<void> {
+    const proc = this.#process;
+    if (!proc) {
+      if (this.#state !== "failed") this.#setState("stopped");
+      return;
+    }
+    this.#stopping = proc;
+    this.#setState("stopping");
+    this.#readiness?.reject(
+      new RoleMeshError("no_capacity", `the server on ${this.device.id} was stopped`),
+    );
+    await proc.stop(this.#options.stopGraceMs ?? 5000);
+  }
+
+  #setState(state: ServerState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.emit("state", state);
+  }
+
+  #loadingTimeout(model: ModelEntry, timeoutMs: number): RoleMeshError {
+    return new RoleMeshError(
+      "model_loading_timeout",
+      `model ${model.model_id} is still loading on ${this.device.id} after ${Math.round(timeoutMs / 1000)} s; retry later`,
+      { retryAfterS: Math.max(1, Math.min(30, timeoutMs / 2000)) },
+    );
+  }
+}
+
+interface ProbeAnswer {
+  ready: boolean;
+  /** Models a healthy server reports when ours is not among them. */
+  otherModels?: string[];
+}
+
+/** Ready means `/health` 200 and `/v1/models` listing the model this server was started with. */
+async function probe(pool: Pool, model: ModelEntry): Promise<ProbeAnswer> {
+  try {
+    const health = await pool.request({
+      method: "GET",
+      path: "/health",
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    await health.body.dump();
+    if (health.statusCode !== 200) return { ready: false };
+    const models = await pool.request({
+      method: "GET",
+      path: "/v1/models",
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    if (models.statusCode !== 200) {
+      await models.body.dump();
+      return { ready: false };
+    }
+    const list = (await models.body.json()) as { data?: { id?: unknown }[] };
+    const ids = (list.data ?? []).map((entry) => String(entry.id));
+    if (ids.includes(model.model_id)) return { ready: true };
+    return { ready: false, otherModels: ids };
+  } catch {
+    return { ready: false };
+  }
+}
+
+/** llama-server reports its build in `/props`; other engines may not. */
+async function buildInfo(pool: Pool): Promise<string | null> {
+  try {
+    const props = await pool.request({
+      method: "GET",
+      path: "/props",
+      headersTimeout: 2000,
+      bodyTimeout: 2000,
+    });
+    if (props.statusCode !== 200) {
+      await props.body.dump();
+      return null;
+    }
+    const body = (await props.body.json()) as { build_info?: unknown };
+    return typeof body.build_info === "string" ? body.build_info : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A port on 127.0.0.1 that was free a moment ago; the server's bind is the real test. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolve(address.port)
+          : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+class Deferred {
+  readonly promise: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // Nobody may be waiting when a start fails; that is not an unhandled rejection.
+    this.promise.catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Waits for `promise`, failing with `onTimeout()` at `deadline` or with the abort reason. */
+async function waitFor<T>(
+  promise: Promise<T>,
+  deadline: number,
+  signal: AbortSignal | undefined,
+  onTimeout: () => Error,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
+        if (signal) {
+          onAbort = () => reject(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+        }
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,95 @@
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import { readIdentity } from "./process-identity.js";
+import { killGroup, waitForExit } from "./process-group.js";
+
+/** What the agent writes down about each server it starts, to stop it after a crash of its own. */
+export interface PidRecord {
+  pid: number;
+  start_time: string;
+  /** Arguments the server was started with; they survive wrappers that exec the real binary. */
+  args: string;
+  device: string;
+  model_id: string;
+  port: number;
+  agent_pid: number;
+  recorded_at: string;
+}
+
+/** Pid records under `state_dir/servers/`, one file per device, replaced atomically. */
+export class PidRecords {
+  readonly #dir: string;
+
+  constructor(stateDir: string) {
+    this.#dir = join(stateDir, "servers");
+  }
+
+  async write(record: PidRecord): Promise<void> {
+    await mkdir(this.#dir, { recursive: true });
+    const file = this.#file(record.device);
+    await writeFile(`${file}.tmp`, JSON.stringify(record, null, 2));
+    await rename(`${file}.tmp`, file);
+  }
+
+  async remove(device: string): Promise<void> {
+    await rm(this.#file(device), { force: true });
+  }
+
+  /**
+   * Stops servers that an earlier agent left running (it was killed before it could stop
+   * them). A recorded pid now used by an unrelated process is left alone.
+   */
+  async reapLeftovers(log: Logger, graceMs = 5000): Promise<number> {
+    let names: string[];
+    try {
+      names = (await readdir(this.#dir)).filter((name) => name.endsWith(".json"));
+    } catch {
+      return 0;
+    }
+    let reaped = 0;
+    for (const name of names) {
+      const file = join(this.#dir, name);
+      const record = await readRecord(file);
+      if (record && (await isSameProcess(record))) {
+        log.warn(
+          { pid: record.pid, device: record.device, model: record.model_id },
+          "stopping a server left behind by an earlier agent",
+        );
+        killGroup(record.pid, "SIGTERM");
+        if (!(await waitForExit(record.pid, graceMs))) {
+          killGroup(record.pid, "SIGKILL");
+          await waitForExit(record.pid, graceMs);
+        }
+        reaped++;
+      } else if (record) {
+        log.info(
+          { pid: record.pid, device: record.device },
+          "recorded server is gone; forgetting its record",
+        );
+      }
+      await rm(file, { force: true });
+    }
+    return reaped;
+  }
+
+  #file(device: string): string {
+    return join(this.#dir, `${device.replace(/[^A-Za-z0-9_-]/g, "_")}.json`);
+  }
+}
+
+async function readRecord(file: string): Promise<PidRecord | null> {
+  try {
+    const record = JSON.parse(await readFile(file, "utf8")) as PidRecord;
+    return Number.isInteger(record.pid) && record.pid > 1 ? record : null;
+  } catch {
+    return null;
+  }
+}
+
+async function isSameProcess(record: PidRecord): Promise<boolean> {
+  const live = await readIdentity(record.pid);
+  return (
+    live !== null && live.startTime === record.start_time && live.commandLine.endsWith(record.args)
+  );
+}

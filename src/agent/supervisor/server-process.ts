@@ -1,0 +1,81 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { findExecutable } from "../../core/find-executable.js";
+import { killGroup } from "./process-group.js";
+
+/** How to start one inference server process. */
+export interface LaunchSpec {
+  command: string;
+  args: string[];
+  /** Added to the agent's own environment (pinning variables, for instance). */
+  env: Record<string, string>;
+}
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+// `setpriv --pdeathsig` makes the kernel signal the server when the agent dies, even by SIGKILL.
+const setpriv = process.platform === "linux" ? findExecutable("setpriv") : null;
+
+/**
+ * One running server process in its own process group, with its output split into lines.
+ * It knows nothing of models or readiness: that is the supervisor's job.
+ */
+export class ServerProcess {
+  readonly pid: number;
+  readonly startedAt = new Date();
+  /** Settles once the process has exited and its remaining output has been read. */
+  readonly exited: Promise<ExitStatus>;
+  readonly #child: ChildProcess;
+
+  constructor(spec: LaunchSpec, onLine: (stream: "stdout" | "stderr", line: string) => void) {
+    const [command, args] = setpriv
+      ? [setpriv, ["--pdeathsig", "SIGTERM", "--", spec.command, ...spec.args]]
+      : [spec.command, spec.args];
+    this.#child = spawn(command, args, {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...spec.env },
+    });
+    const exit = once(this.#child, "exit").then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
+    const spawnFailure = once(this.#child, "error").then(([err]) => {
+      onLine("stderr", `failed to start ${spec.command}: ${(err as Error).message}`);
+      return { code: 127, signal: null } satisfies ExitStatus;
+    });
+    // Output may still be buffered when "exit" fires; wait for it briefly, not forever
+    // (a grandchild that kept the pipes open must not hold the report back).
+    const drained = once(this.#child, "close").catch(() => undefined);
+    this.exited = Promise.race([exit, spawnFailure]).then(async (status) => {
+      await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 200))]);
+      return status;
+    });
+    this.pid = this.#child.pid ?? -1;
+    for (const stream of ["stdout", "stderr"] as const) {
+      const source = this.#child[stream];
+      if (source)
+        createInterface({ input: source, crlfDelay: Infinity }).on("line", (line) =>
+          onLine(stream, line),
+        );
+    }
+  }
+
+  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves once the process is gone. */
+  async stop(graceMs: number): Promise<ExitStatus> {
+    if (this.pid > 0) killGroup(this.pid, "SIGTERM");
+    const timer = setTimeout(() => {
+      if (this.pid > 0) killGroup(this.pid, "SIGKILL");
+    }, graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

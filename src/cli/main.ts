@@ -1,0 +1,34 @@
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../core/version.js";
+import { ConfigError } from "../core/config/config-error.js";
+import { agentCommand } from "./agent-command.js";
+import { configCommand } from "./config-command.js";
+import { EXIT } from "./exit-codes.js";
+
+/** Entry point of the `rolemesh` CLI; `argv` as in `process.argv`. */
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command("rolemesh")
+    .description("Run llama.cpp across a fleet of machines.")
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) });
+  program.addCommand(agentCommand());
+  program.addCommand(configCommand());
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    process.exitCode = report(err);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) {
+    return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    return EXIT.usage;
+  }
+  console.error(`rolemesh: ${err instanceof Error ? err.message : String(err)}`);
+  return EXIT.failure;
+}

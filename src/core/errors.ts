@@ -1,0 +1,76 @@
+import type { ErrorBody, ErrorCode } from "../protocol/errors.js";
+
+/**
+ * The one table that maps error codes to HTTP statuses and OpenAI error types.
+ * Everything that answers an error goes through {@link RoleMeshError.toBody} and this table.
+ */
+const ERROR_TABLE: Record<ErrorCode, { status: number; type: string }> = {
+  invalid_request: { status: 400, type: "invalid_request_error" },
+  invalid_api_key: { status: 401, type: "authentication_error" },
+  forbidden: { status: 403, type: "permission_error" },
+  not_found: { status: 404, type: "not_found_error" },
+  model_not_found: { status: 404, type: "invalid_request_error" },
+  method_not_allowed: { status: 405, type: "invalid_request_error" },
+  request_too_large: { status: 413, type: "invalid_request_error" },
+  rate_limited: { status: 429, type: "rate_limit_error" },
+  upstream_error: { status: 502, type: "server_error" },
+  queue_full: { status: 503, type: "server_error" },
+  model_loading_timeout: { status: 503, type: "server_error" },
+  no_capacity: { status: 503, type: "server_error" },
+  shutting_down: { status: 503, type: "server_error" },
+  internal_error: { status: 500, type: "server_error" },
+};
+
+export interface RoleMeshErrorOptions {
+  /** The request field at fault, reported as `param`. */
+  param?: string;
+  /** Seconds after which a retry may succeed; sent as `Retry-After`. */
+  retryAfterS?: number;
+  /** Overrides the OpenAI `type` of the code (used to keep an upstream's own type). */
+  type?: string;
+  cause?: unknown;
+}
+
+/** An error with a stable code, answered to clients in the OpenAI shape. */
+export class RoleMeshError extends Error {
+  override readonly name: string = "RoleMeshError";
+  readonly code: ErrorCode;
+  readonly param: string | null;
+  readonly retryAfterS: number | undefined;
+  readonly #type: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: RoleMeshErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.param = options.param ?? null;
+    this.retryAfterS = options.retryAfterS;
+    this.#type = options.type;
+  }
+
+  get status(): number {
+    return ERROR_TABLE[this.code].status;
+  }
+
+  toBody(): ErrorBody {
+    return {
+      error: {
+        message: this.message,
+        type: this.#type ?? ERROR_TABLE[this.code].type,
+        code: this.code,
+        param: this.param,
+      },
+    };
+  }
+}
+
+/** The status an error code is answered with. */
+export function statusOf(code: ErrorCode): number {
+  return ERROR_TABLE[code].status;
+}
+
+/** Wraps anything thrown into a RoleMeshError; unknown failures become `internal_error`. */
+export function toRoleMeshError(err: unknown): RoleMeshError {
+  if (err instanceof RoleMeshError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new RoleMeshError("internal_error", `internal error: ${message}`, { cause: err });
+}

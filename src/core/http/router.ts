@@ -1,0 +1,109 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { RoleMeshError } from "../errors.js";
+import { sendError } from "./respond.js";
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Values of `:name` segments of the route's path. */
+  params: Record<string, string>;
+}
+
+export interface Route {
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** Path with `:name` segments, e.g. `/v1/node/models/:id/load`. */
+  path: string;
+  /** Answered without credentials (e.g. `/healthz`). */
+  public?: boolean;
+  handle(ctx: RequestContext): Promise<void> | void;
+}
+
+interface CompiledRoute {
+  route: Route;
+  pattern: RegExp;
+  names: string[];
+}
+
+/**
+ * A small exact-match router. The route table is data so that tests can enumerate every
+ * route (for example to prove that none answers without credentials).
+ */
+export class Router {
+  readonly routes: readonly Route[];
+  readonly #compiled: CompiledRoute[];
+
+  constructor(routes: Route[]) {
+    this.routes = routes;
+    this.#compiled = routes.map((route) => {
+      const names: string[] = [];
+      const source = route.path
+        .split("/")
+        .map((segment) => {
+          if (!segment.startsWith(":")) return segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+          names.push(segment.slice(1));
+          return "([^/]+)";
+        })
+        .join("/");
+      return { route, pattern: new RegExp(`^${source}$`), names };
+    });
+  }
+
+  /** Finds the route for a request; throws 404 or 405 as an OpenAI-shaped error. */
+  match(method: string, pathname: string): { route: Route; params: Record<string, string> } {
+    let pathMatched = false;
+    for (const { route, pattern, names } of this.#compiled) {
+      const found = pattern.exec(pathname);
+      if (!found) continue;
+      pathMatched = true;
+      if (route.method !== method) continue;
+      const params: Record<string, string> = {};
+      names.forEach((name, i) => {
+        params[name] = decodeSegment(found[i + 1] ?? "");
+      });
+      return { route, params };
+    }
+    if (pathMatched)
+      throw new RoleMeshError(
+        "method_not_allowed",
+        `method ${method} is not allowed on ${pathname}`,
+      );
+    throw new RoleMeshError("not_found", `no such endpoint: ${method} ${pathname}`);
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new RoleMeshError(
+      "invalid_request",
+      `malformed percent-encoding in path segment "${segment}"`,
+    );
+  }
+}
+
+export interface DispatchOptions {
+  router: Router;
+  /** Throws `invalid_api_key` when the request may not use a non-public route. */
+  authorize(req: IncomingMessage): void;
+  /** Called for errors that were not answered as a RoleMeshError (bugs). */
+  onUnexpected(err: unknown, req: IncomingMessage): void;
+}
+
+/** The request listener shared by agent and gateway: route, authorize, handle, answer errors. */
+export function dispatcher(options: DispatchOptions) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    void (async () => {
+      try {
+        const url = new URL(req.url ?? "/", "http://localhost");
+        const { route, params } = options.router.match(req.method ?? "GET", url.pathname);
+        if (!route.public) options.authorize(req);
+        await route.handle({ req, res, url, params });
+      } catch (err) {
+        if (!(err instanceof RoleMeshError)) options.onUnexpected(err, req);
+        sendError(res, err);
+      }
+    })();
+  };
+}

@@ -1,0 +1,21 @@
+import { pino } from "pino";
+import type { Logger, LevelWithSilent } from "pino";
+
+export type { Logger };
+
+/** Paths that may hold secrets; pino replaces them before anything is written. */
+const REDACT = [
+  "auth_token",
+  "join_token",
+  "admin_key",
+  "*.auth_token",
+  "*.join_token",
+  "*.admin_key",
+  "headers.authorization",
+  "*.headers.authorization",
+];
+
+/** JSON lines on stdout, one logger per process, children tagged by component. */
+export function createLogger(level: LevelWithSilent = "info", name = "rolemesh"): Logger {
+  return pino({ name, level, redact: { paths: REDACT, censor: "[redacted]" } });
+}

@@ -1,0 +1,142 @@
+import { once } from "node:events";
+import type { ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import { RoleMeshError } from "../errors.js";
+
+export interface RelayOptions {
+  /** Where to send the request: a pool bound to the upstream's origin. */
+  upstream: Dispatcher;
+  path: string;
+  /** The client's body, forwarded byte for byte. */
+  body: Buffer;
+  res: ServerResponse;
+  /** Fires when the client goes away; the upstream request is aborted with it. */
+  signal: AbortSignal;
+  /** Extra response headers, e.g. which node answered. */
+  responseHeaders?: Record<string, string>;
+}
+
+export interface RelayResult {
+  status: number;
+  /** False when the relay ended early: client gone or upstream failed mid-response. */
+  complete: boolean;
+}
+
+const SSE_BOUNDARY = "\n\n";
+
+/**
+ * Relays one OpenAI request to an upstream server and its answer back, chunk by chunk.
+ *
+ * Until the first byte reaches the client every failure is thrown as a RoleMeshError (the
+ * caller answers it, or tries elsewhere). After that, an upstream failure ends an event stream
+ * with a final SSE `error` event, and any other response by closing the connection.
+ */
+export async function relay(options: RelayOptions): Promise<RelayResult> {
+  const { res, signal } = options;
+  let answer: Dispatcher.ResponseData;
+  try {
+    answer = await options.upstream.request({
+      method: "POST",
+      path: options.path,
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: options.body,
+      signal,
+    });
+  } catch (err) {
+    if (signal.aborted) return { status: 499, complete: false };
+    throw new RoleMeshError(
+      "upstream_error",
+      `the inference server did not answer: ${describe(err)}`,
+      { cause: err },
+    );
+  }
+
+  if (answer.statusCode >= 400) {
+    const text = await answer.body.text().catch(() => "");
+    throw upstreamFailure(answer.statusCode, text);
+  }
+
+  const contentType = String(answer.headers["content-type"] ?? "application/json");
+  const isStream = contentType.startsWith("text/event-stream");
+  const headers: Record<string, string> = {
+    "Content-Type": contentType,
+    ...options.responseHeaders,
+  };
+  if (isStream) {
+    // Tell any reverse proxy in front not to buffer the stream.
+    headers["Cache-Control"] = "no-cache";
+    headers["X-Accel-Buffering"] = "no";
+  } else if (answer.headers["content-length"] !== undefined) {
+    headers["Content-Length"] = String(answer.headers["content-length"]);
+  }
+  res.writeHead(answer.statusCode, headers);
+  res.flushHeaders();
+
+  let tail = "";
+  try {
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      if (isStream) tail = (tail + chunk.toString("latin1")).slice(-SSE_BOUNDARY.length);
+      if (!res.write(chunk)) await once(res, "drain", { signal });
+    }
+    res.end();
+    return { status: answer.statusCode, complete: true };
+  } catch (err) {
+    if (signal.aborted) return { status: answer.statusCode, complete: false };
+    if (isStream && !res.writableEnded) {
+      const event = new RoleMeshError(
+        "upstream_error",
+        `the inference server failed mid-stream: ${describe(err)}`,
+      ).toBody();
+      // Start the error event on an event boundary even if the upstream died mid-event.
+      const prefix = tail.endsWith(SSE_BOUNDARY) ? "" : SSE_BOUNDARY;
+      res.end(`${prefix}data: ${JSON.stringify(event)}${SSE_BOUNDARY}`);
+    } else {
+      res.destroy();
+    }
+    return { status: answer.statusCode, complete: false };
+  }
+}
+
+/**
+ * Maps an upstream error answer to ours. llama-server uses numeric codes and some statuses
+ * SPEC §7 does not (500 for malformed JSON, 501 for embeddings that are off).
+ */
+export function upstreamFailure(status: number, text: string): RoleMeshError {
+  let message = text.trim().slice(0, 500) || `status ${status}`;
+  let type: string | undefined;
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown } };
+    if (typeof parsed.error?.message === "string") message = parsed.error.message;
+    if (typeof parsed.error?.type === "string") type = parsed.error.type;
+  } catch {
+    // not JSON: keep the text
+  }
+  if (status === 501) {
+    return new RoleMeshError(
+      "invalid_request",
+      `the inference server does not support this endpoint: ${message} (add the flag to the model's args)`,
+      { type },
+    );
+  }
+  if (status === 404) return new RoleMeshError("not_found", message, { type });
+  if (status >= 400 && status < 500 && status !== 401 && status !== 403) {
+    return new RoleMeshError("invalid_request", message, { type });
+  }
+  // Never pass an upstream's "Loading model" on: to clients the server is simply not ready yet.
+  if (status === 503)
+    return new RoleMeshError("no_capacity", "the inference server is not ready; retry shortly", {
+      retryAfterS: 1,
+    });
+  return new RoleMeshError("upstream_error", `the inference server answered ${status}: ${message}`);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === "string" ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}

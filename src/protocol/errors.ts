@@ -1,0 +1,28 @@
+/**
+ * Wire shape of every error RoleMesh answers (SPEC §7): the OpenAI error object.
+ */
+export interface ErrorBody {
+  error: {
+    message: string;
+    type: string;
+    code: string;
+    param: string | null;
+  };
+}
+
+/** Stable error codes of the HTTP API (SPEC §7). */
+export type ErrorCode =
+  | "invalid_request"
+  | "invalid_api_key"
+  | "forbidden"
+  | "not_found"
+  | "model_not_found"
+  | "method_not_allowed"
+  | "request_too_large"
+  | "rate_limited"
+  | "upstream_error"
+  | "queue_full"
+  | "model_loading_timeout"
+  | "no_capacity"
+  | "shutting_down"
+  | "internal_error";

@@ -1,0 +1,218 @@
+/**
+ * The supervisor through the agent process: readiness, startup timeouts, crashes and backoff,
+ * leftovers of a killed agent, graceful shutdown.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import type { NodeInventory } from "../src/protocol/inventory.js";
+import { readIdentity } from "../src/agent/supervisor/process-identity.js";
+import { postJson, postStream } from "./helpers/http-client.js";
+import {
+  NEEDS_FAKE,
+  startAgent,
+  taggedProcesses,
+  testModel,
+  waitUntil,
+} from "./helpers/launcher.js";
+
+const chat = (extra: Record<string, unknown> = {}) => ({
+  model: "stories",
+  messages: [{ role: "user", content: "Once upon a time" }],
+  max_tokens: 8,
+  ...extra,
+});
+
+type ErrorAnswer = { error: { code: string; message: string } };
+
+describe("readiness and startup timeout", NEEDS_FAKE, () => {
+  test("a load slower than the timeout answers 503 model_loading_timeout with Retry-After, then serves", async () => {
+    const agent = await startAgent({
+      config: { llama_server_startup_timeout_s: 0.5, models: [testModel()] },
+      env: { FAKE_LLAMA_LOAD_MS: "2000" },
+    });
+    const early = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(early.status, 503, early.text);
+    assert.equal(early.body.error.code, "model_loading_timeout");
+    assert.ok(Number(early.headers["retry-after"]) >= 1);
+    assert.doesNotMatch(early.text, /Loading model/);
+    // The server kept loading in the background: a later request is served.
+    await waitUntil(async () => {
+      const inventory = await agent.json<NodeInventory>("/v1/node/inventory");
+      return inventory.devices[0]?.server.state === "ready";
+    }, "the server to finish loading");
+    const later = await postJson(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(later.status, 200, later.text);
+  });
+
+  test("a load inside the timeout makes the request wait and succeed", async () => {
+    const agent = await startAgent({
+      config: { llama_server_startup_timeout_s: 20, models: [testModel()] },
+      env: { FAKE_LLAMA_LOAD_MS: "800" },
+    });
+    const answer = await postJson(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(answer.status, 200, answer.text);
+    assert.doesNotMatch(answer.text, /Loading model/);
+  });
+
+  test("a server that reports a different model is never counted ready", async () => {
+    const agent = await startAgent({
+      config: { llama_server_startup_timeout_s: 1, models: [testModel()] },
+      env: { FAKE_LLAMA_REPORT_MODEL: "somebody-else" },
+    });
+    const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(answer.status, 503, answer.text);
+    assert.equal(answer.body.error.code, "model_loading_timeout");
+    const inventory = await agent.json<NodeInventory>("/v1/node/inventory");
+    assert.equal(inventory.devices[0]?.server.state, "starting");
+    assert.equal(inventory.state, "loading");
+  });
+});
+
+describe("crashes", NEEDS_FAKE, () => {
+  test("SIGKILL mid-stream: SSE error event, stream ends, next request restarts the server, backoff grows", async () => {
+    const agent = await startAgent({
+      config: { models: [testModel()] },
+      env: { FAKE_LLAMA_TOKEN_MS: "30" },
+    });
+    const inventory = () => agent.json<NodeInventory>("/v1/node/inventory");
+    for (let round = 1; round <= 2; round++) {
+      const answer = await postStream(
+        `${agent.url}/v1/chat/completions`,
+        chat({ stream: true, max_tokens: 200 }),
+        {
+          onEvent: async (_event, index) => {
+            if (index !== 2) return;
+            const pid = (await inventory()).devices[0]?.server.pid;
+            assert.ok(pid);
+            process.kill(pid, "SIGKILL");
+          },
+        },
+      );
+      assert.equal(answer.status, 200);
+      const last = answer.events.at(-1) as ErrorAnswer;
+      assert.equal(last.error.code, "upstream_error", `round ${round}: ${answer.text.slice(-300)}`);
+      assert.ok(!answer.events.includes("[DONE]"));
+      const failed = await waitUntil(async () => {
+        const device = (await inventory()).devices[0];
+        return device?.server.state === "failed" ? device : undefined;
+      }, "the device to show failed");
+      assert.equal(failed.server.consecutive_failures, round);
+      assert.equal(failed.last_error?.signal, "SIGKILL");
+      assert.ok(failed.server.next_attempt_at, "the next attempt time is shown");
+      const backoffMs =
+        Date.parse(failed.server.next_attempt_at) - Date.parse(failed.last_error?.at ?? "");
+      assert.ok(
+        backoffMs >= 1000 * 2 ** (round - 1) - 50,
+        `round ${round} backs off ${backoffMs} ms`,
+      );
+
+      const next = await postJson(`${agent.url}/v1/chat/completions`, chat());
+      assert.equal(next.status, 200, `round ${round}: ${next.text}`);
+      assert.equal((await inventory()).devices[0]?.server.restarts, round);
+    }
+  });
+
+  test("a crash before any response byte is a 502 upstream_error", async () => {
+    const agent = await startAgent({
+      config: { models: [testModel()] },
+      env: { FAKE_LLAMA_CRASH_AFTER: "1" }, // a non-streamed answer has sent nothing yet
+    });
+    const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(answer.status, 502, answer.text);
+    assert.equal(answer.body.error.code, "upstream_error");
+  });
+
+  test("a server that exits while loading shows failed with its exit code and stderr tail", async () => {
+    const agent = await startAgent({
+      config: { models: [testModel("broken", { path: import.meta.filename })] },
+    });
+    const answer = await postJson<ErrorAnswer>(
+      `${agent.url}/v1/chat/completions`,
+      chat({ model: "broken" }),
+    );
+    assert.equal(answer.status, 502, answer.text);
+    const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
+    assert.equal(device?.server.state, "failed");
+    assert.equal(device?.last_error?.exit_code, 1);
+    assert.match(device?.last_error?.stderr_tail.join("\n") ?? "", /failed to load model/);
+  });
+});
+
+describe("process hygiene", () => {
+  test(
+    "agent SIGKILL then restart: the leftover server is stopped, an unrelated pid is not",
+    NEEDS_FAKE,
+    async () => {
+      // The leftover ignores SIGTERM, so the parent-death signal does not end it and the restarted
+      // agent must escalate to SIGKILL.
+      const first = await startAgent({
+        config: { models: [testModel()] },
+        env: { FAKE_LLAMA_IGNORE_SIGTERM: "1" },
+      });
+      assert.equal((await postJson(`${first.url}/v1/chat/completions`, chat())).status, 200);
+      const leftover = (await first.json<NodeInventory>("/v1/node/inventory")).devices[0]?.server
+        .pid;
+      assert.ok(leftover);
+      first.signal("SIGKILL");
+      await first.exited;
+      assert.ok(await readIdentity(leftover), "the server outlived its agent");
+
+      // A record whose pid now belongs to an unrelated process (start time differs).
+      const unrelated = spawn("sleep", ["60"], { detached: true, stdio: "ignore" });
+      unrelated.unref();
+      await mkdir(join(first.stateDir, "servers"), { recursive: true });
+      await writeFile(
+        join(first.stateDir, "servers", "gpu_7.json"),
+        JSON.stringify({
+          pid: unrelated.pid,
+          start_time: "1",
+          args: "-m x",
+          device: "gpu:7",
+          model_id: "x",
+          port: 1,
+        }),
+      );
+
+      const second = await startAgent({
+        config: { models: [testModel()] },
+        stateDir: first.stateDir,
+      });
+      assert.equal(await readIdentity(leftover), null, "the leftover server was stopped");
+      assert.ok(await readIdentity(unrelated.pid ?? -1), "the unrelated process is alive");
+      process.kill(unrelated.pid ?? -1, "SIGKILL");
+      assert.equal((await postJson(`${second.url}/v1/chat/completions`, chat())).status, 200);
+    },
+  );
+
+  test("SIGTERM: admitted requests finish, the agent exits 0, no child remains", async () => {
+    const agent = await startAgent({
+      config: { models: [testModel()] },
+      env: { FAKE_LLAMA_TOKEN_MS: "25" },
+    });
+    let signalled = false;
+    const answer = await postStream(
+      `${agent.url}/v1/chat/completions`,
+      chat({ stream: true, max_tokens: 40 }),
+      {
+        onEvent: (_event, index) => {
+          if (index === 1 && !signalled) {
+            signalled = true;
+            agent.signal("SIGTERM");
+          }
+        },
+      },
+    );
+    assert.ok(signalled);
+    assert.equal(answer.events.at(-1), "[DONE]", "the admitted stream completed");
+    const { code } = await agent.exited;
+    assert.equal(code, 0);
+    await waitUntil(
+      async () => (await taggedProcesses(agent.tag)).length === 0,
+      "every child to be gone",
+      10_000,
+    );
+  });
+});

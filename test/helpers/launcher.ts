@@ -1,0 +1,234 @@
+/**
+ * The one place integration tests start RoleMesh processes. Every process started here is
+ * tagged with an environment variable, so a test can prove that nothing it started (agents,
+ * servers, their children) outlives it.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { after } from "node:test";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = join(ROOT, "src/cli/rolemesh.ts");
+export const FAKE_LLAMA_SERVER = join(ROOT, "test/bin/fake-llama-server");
+export const STORIES_MODEL = join(ROOT, "../shared/models/stories260K.gguf");
+
+/** Set on every process a test starts; children inherit it. */
+const TAG_VARIABLE = "ROLEMESH_TEST_TAG";
+
+export interface LaunchOptions {
+  /** Config written as the agent's YAML file (JSON is YAML). */
+  config: Record<string, unknown>;
+  /** Extra environment for the agent (and so for its servers). */
+  env?: Record<string, string>;
+  /** Reuse a state dir, e.g. to restart an agent after killing it. */
+  stateDir?: string;
+  /** Resolve once the process exited instead of waiting for it to listen. */
+  expectExit?: boolean;
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  pid: number;
+  url: string;
+  stateDir: string;
+  tag: string;
+  /** Every log line the agent printed so far (stdout JSON and stderr). */
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** GET a path and parse the JSON answer. */
+  json<T = unknown>(path: string, init?: RequestInit): Promise<T>;
+  /** Sends a signal to the agent process alone (not its servers). */
+  signal(signal: NodeJS.Signals): void;
+}
+
+const started: AgentProcess[] = [];
+const tempDirs: string[] = [];
+
+after(async () => {
+  for (const agent of started) {
+    try {
+      agent.child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  for (const agent of started) await killTagged(agent.tag);
+  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
+});
+
+export async function tempDir(prefix = "rolemesh-test-"): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Starts `rolemesh agent` on a free port and waits until it listens. */
+export async function startAgent(options: LaunchOptions): Promise<AgentProcess> {
+  const stateDir = options.stateDir ?? (await tempDir());
+  const configFile = join(stateDir, `agent-${started.length}.yaml`);
+  const config = {
+    listen_port: 0,
+    state_dir: stateDir,
+    ...engineConfig(),
+    llama_server_probe_interval_s: 0.05,
+    shutdown_grace_s: 10,
+    log_level: "debug",
+    ...options.config,
+  };
+  await writeFile(configFile, JSON.stringify(config, null, 2));
+  const tag = `${process.pid}-${started.length}-${Date.now()}`;
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "agent", "--config", configFile], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env, [TAG_VARIABLE]: tag },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  const exited = once(child, "exit").then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
+  const listening = new Promise<string>((resolve) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream! }).on("line", (line) => {
+        output.push(line);
+        if (process.env.ROLEMESH_TEST_VERBOSE) console.log(`[agent ${child.pid}] ${line}`);
+        const url = parseListening(line);
+        if (url) resolve(url);
+      });
+    }
+  });
+  const agent: AgentProcess = {
+    child,
+    pid: child.pid ?? -1,
+    url: "",
+    stateDir,
+    tag,
+    output,
+    exited,
+    json: async (path, init) => {
+      const res = await fetch(`${agent.url}${path}`, init);
+      return (await res.json()) as never;
+    },
+    signal: (signal) => child.kill(signal),
+  };
+  started.push(agent);
+  if (options.expectExit) {
+    await exited;
+    return agent;
+  }
+  const result = await Promise.race([
+    listening,
+    exited.then(({ code }) => {
+      throw new Error(`agent exited with ${code} before listening:\n${output.join("\n")}`);
+    }),
+    timeout(30_000, "agent did not start listening"),
+  ]);
+  agent.url = result;
+  return agent;
+}
+
+function parseListening(line: string): string | undefined {
+  try {
+    const entry = JSON.parse(line) as { msg?: string; url?: string };
+    return entry.msg === "node agent listening" ? entry.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pids of live processes carrying `tag` in their environment (Linux /proc). */
+export async function taggedProcesses(tag: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const environ = await readFile(`/proc/${name}/environ`, "utf8");
+      if (!environ.split("\0").includes(`${TAG_VARIABLE}=${tag}`)) continue;
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      if (state !== "Z") found.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+async function killTagged(tag: string): Promise<void> {
+  for (const pid of await taggedProcesses(tag)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function waitUntil<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 15_000,
+  intervalMs = 25,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+function timeout(ms: number, what: string): Promise<never> {
+  return new Promise((_, reject) =>
+    setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms).unref(),
+  );
+}
+
+/**
+ * The engine the end-to-end tests run against: the fake llama-server, or a real one when
+ * `LLAMA_SERVER_BIN` and `ROLEMESH_TEST_MODEL` are set.
+ */
+export const REAL_ENGINE =
+  process.env.LLAMA_SERVER_BIN && process.env.ROLEMESH_TEST_MODEL
+    ? { bin: process.env.LLAMA_SERVER_BIN, model: process.env.ROLEMESH_TEST_MODEL }
+    : undefined;
+
+/** `{ skip }` for tests that need the fake's fault knobs. */
+export const NEEDS_FAKE = {
+  skip: REAL_ENGINE ? "needs the fake llama-server's fault knobs" : false,
+};
+
+/** A model entry for the engine under test; small context and one thread keep it cheap. */
+export function testModel(
+  modelId = "stories",
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    model_id: modelId,
+    path: REAL_ENGINE?.model ?? STORIES_MODEL,
+    roles: ["storyteller"],
+    ctx_size: 512,
+    threads: 1,
+    ...extra,
+  };
+}
+
+/** Agent config keys that select the engine under test. */
+export function engineConfig(): Record<string, unknown> {
+  return { llama_server_bin: REAL_ENGINE?.bin ?? FAKE_LLAMA_SERVER };
+}
+
+if (!REAL_ENGINE && process.env.LLAMA_SERVER_BIN === undefined) {
+  console.log(
+    "# note: LLAMA_SERVER_BIN and ROLEMESH_TEST_MODEL are not set; end-to-end tests use the fake llama-server",
+  );
+}

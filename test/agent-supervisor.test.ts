@@ -71,7 +71,7 @@ describe("readiness and startup timeout", NEEDS_FAKE, () => {
   });
 });
 
-describe("crashes", NEEDS_FAKE, () => {
+describe("crashes and hangs", NEEDS_FAKE, () => {
   test("SIGKILL mid-stream: SSE error event, stream ends, next request restarts the server, backoff grows", async () => {
     const agent = await startAgent({
       config: { models: [testModel()] },
@@ -125,6 +125,19 @@ describe("crashes", NEEDS_FAKE, () => {
     assert.equal(answer.body.error.code, "upstream_error");
   });
 
+  test("a server that accepts the request and never answers times out with a clear 502", async () => {
+    const agent = await startAgent({
+      config: { request_timeout_s: 1, models: [testModel()] },
+      env: { FAKE_LLAMA_HANG: "1" },
+    });
+    const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(answer.status, 502, answer.text);
+    assert.equal(answer.body.error.code, "upstream_error");
+    assert.match(answer.body.error.message, /no complete answer within 1 s/);
+    const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
+    assert.equal(device?.queue.in_flight, 0, "the device's turn was given back");
+  });
+
   test("a server that exits while loading shows failed with its exit code and stderr tail", async () => {
     const agent = await startAgent({
       config: { models: [testModel("broken", { path: import.meta.filename })] },
@@ -140,6 +153,15 @@ describe("crashes", NEEDS_FAKE, () => {
     assert.match(device?.last_error?.stderr_tail.join("\n") ?? "", /failed to load model/);
   });
 });
+
+/** Fails if the process dies within `ms`: a check that something does *not* happen. */
+async function assertAliveFor(pid: number, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    assert.ok(await readIdentity(pid), what);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 describe("process hygiene", () => {
   test(
@@ -158,7 +180,7 @@ describe("process hygiene", () => {
       assert.ok(leftover);
       first.signal("SIGKILL");
       await first.exited;
-      assert.ok(await readIdentity(leftover), "the server outlived its agent");
+      await assertAliveFor(leftover, 500, "the server outlived its agent and its death signal");
 
       // A record whose pid now belongs to an unrelated process (start time differs).
       const unrelated = spawn("sleep", ["60"], { detached: true, stdio: "ignore" });
@@ -176,11 +198,17 @@ describe("process hygiene", () => {
         }),
       );
 
+      const started = Date.now();
       const second = await startAgent({
         config: { models: [testModel()] },
         stateDir: first.stateDir,
       });
       assert.equal(await readIdentity(leftover), null, "the leftover server was stopped");
+      assert.ok(
+        Date.now() - started >= 5000,
+        "SIGTERM was ignored, so the agent escalated to SIGKILL",
+      );
+      assert.match(second.output.join("\n"), /stopping a server left behind by an earlier agent/);
       assert.ok(await readIdentity(unrelated.pid ?? -1), "the unrelated process is alive");
       process.kill(unrelated.pid ?? -1, "SIGKILL");
       assert.equal((await postJson(`${second.url}/v1/chat/completions`, chat())).status, 200);

@@ -61,6 +61,8 @@ export const AgentConfigSchema = z
     llama_server_probe_interval_s: seconds(0.5),
     max_pending_requests_per_device: z.int().min(1).default(2),
     shutdown_grace_s: z.number().min(0).default(30),
+    /** Longest a request may take from reaching its server to its last byte (502 after). */
+    request_timeout_s: seconds(600),
     /** Largest request body accepted, in MiB (SPEC §7: 413 beyond it). */
     max_body_mb: z.number().positive().default(8),
     /** pino level: fatal, error, warn, info, debug, trace. */

@@ -26,10 +26,9 @@ import { resolveNodeId } from "./node-id.js";
 import { DeviceQueue } from "./scheduler/device-queue.js";
 import type { ManagedDevice } from "./scheduler/scheduler.js";
 import { Scheduler } from "./scheduler/scheduler.js";
-import { DeviceSupervisor } from "./supervisor/device-supervisor.js";
+import { DeviceSupervisor, startupTimeoutMs } from "./supervisor/device-supervisor.js";
 import { PidRecords } from "./supervisor/pid-records.js";
 
-const GIB = 1024 ** 3;
 const METRICS_INTERVAL_MS = 5000;
 
 /**
@@ -78,7 +77,11 @@ export class NodeAgent {
         log,
         probeIntervalMs: config.llama_server_probe_interval_s * 1000,
         startupTimeoutMs: (model) =>
-          startupTimeoutMs(config, parts.modelSizes.get(model.model_id) ?? null),
+          startupTimeoutMs(
+            config.llama_server_startup_timeout_s,
+            config.llama_server_startup_timeout_per_gib_s,
+            parts.modelSizes.get(model.model_id) ?? null,
+          ),
       });
       const queue = new DeviceQueue(config.max_pending_requests_per_device, () =>
         this.#whenIdle?.(),
@@ -284,14 +287,6 @@ export class NodeAgent {
     this.#server.listen(this.config.listen_port, this.config.listen_host);
     await once(this.#server, "listening");
   }
-}
-
-/** Startup timeout for a model: the base, or per-GiB times its size when that is longer. */
-function startupTimeoutMs(config: AgentConfig, sizeBytes: number | null): number {
-  const base = config.llama_server_startup_timeout_s;
-  const perGib = config.llama_server_startup_timeout_per_gib_s;
-  const scaled = perGib > 0 && sizeBytes !== null ? (perGib * sizeBytes) / GIB : 0;
-  return Math.max(base, scaled) * 1000;
 }
 
 async function fileSize(path: string): Promise<number | null> {

@@ -94,6 +94,7 @@ async function serveOpenAI(
       body: raw,
       res,
       signal,
+      deadlineMs: agent.config.request_timeout_s * 1000,
       responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
     });
   } finally {

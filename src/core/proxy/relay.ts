@@ -12,6 +12,8 @@ export interface RelayOptions {
   res: ServerResponse;
   /** Fires when the client goes away; the upstream request is aborted with it. */
   signal: AbortSignal;
+  /** The whole exchange must end within this many ms, else it fails as `upstream_error`. */
+  deadlineMs: number;
   /** Extra response headers, e.g. which node answered. */
   responseHeaders?: Record<string, string>;
 }
@@ -32,7 +34,15 @@ const SSE_BOUNDARY = "\n\n";
  * with a final SSE `error` event, and any other response by closing the connection.
  */
 export async function relay(options: RelayOptions): Promise<RelayResult> {
-  const { res, signal } = options;
+  const { res } = options;
+  const clientGone = options.signal;
+  // undici's own timeouts are off (a long generation is normal); this deadline is ours.
+  const deadline = AbortSignal.timeout(options.deadlineMs);
+  const signal = AbortSignal.any([clientGone, deadline]);
+  const failure = (err: unknown) =>
+    deadline.aborted
+      ? `no complete answer within ${Math.round(options.deadlineMs / 1000)} s`
+      : describe(err);
   let answer: Dispatcher.ResponseData;
   try {
     answer = await options.upstream.request({
@@ -46,16 +56,16 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
       signal,
     });
   } catch (err) {
-    if (signal.aborted) return { status: 499, complete: false };
+    if (clientGone.aborted) return { status: 499, complete: false };
     throw new RoleMeshError(
       "upstream_error",
-      `the inference server did not answer: ${describe(err)}`,
+      `the inference server did not answer: ${failure(err)}`,
       { cause: err },
     );
   }
 
   if (answer.statusCode >= 400) {
-    const text = await answer.body.text().catch(() => "");
+    const text = await answer.body.text().catch((err: unknown) => failure(err));
     throw upstreamFailure(answer.statusCode, text);
   }
 
@@ -84,11 +94,11 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
     res.end();
     return { status: answer.statusCode, complete: true };
   } catch (err) {
-    if (signal.aborted) return { status: answer.statusCode, complete: false };
+    if (clientGone.aborted) return { status: answer.statusCode, complete: false };
     if (isStream && !res.writableEnded) {
       const event = new RoleMeshError(
         "upstream_error",
-        `the inference server failed mid-stream: ${describe(err)}`,
+        `the inference server failed mid-stream: ${failure(err)}`,
       ).toBody();
       // Start the error event on an event boundary even if the upstream died mid-event.
       const prefix = tail.endsWith(SSE_BOUNDARY) ? "" : SSE_BOUNDARY;

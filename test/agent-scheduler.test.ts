@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
-import { postJson, postStream } from "./helpers/http-client.js";
+import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import { NEEDS_FAKE, startAgent, testModel, waitUntil } from "./helpers/launcher.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 
@@ -88,8 +88,7 @@ describe("backpressure", () => {
     );
     const started = Date.now();
     const third = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, body);
-    assert.equal(third.status, 503);
-    assert.equal(third.body.error.code, "queue_full");
+    assertError(third, 503, "queue_full");
     assert.ok(Number(third.headers["retry-after"]) >= 1);
     assert.ok(Date.now() - started < 400, "rejected without waiting for a place");
     assert.equal((await first).status, 200);
@@ -174,7 +173,6 @@ describe("admin load and unload", () => {
     assert.equal(after.server.state, "stopped");
     assert.equal(after.server.pid, null);
     const missing = await postJson<ErrorAnswer>(`${agent.url}/v1/node/models/nope/load`, {});
-    assert.equal(missing.status, 404);
-    assert.equal(missing.body.error.code, "model_not_found");
+    assertError(missing, 404, "model_not_found");
   });
 });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
 import { readIdentity } from "../src/agent/supervisor/process-identity.js";
-import { postJson, postStream } from "./helpers/http-client.js";
+import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import {
   NEEDS_FAKE,
   startAgent,
@@ -34,8 +34,7 @@ describe("readiness and startup timeout", NEEDS_FAKE, () => {
       env: { FAKE_LLAMA_LOAD_MS: "2000" },
     });
     const early = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
-    assert.equal(early.status, 503, early.text);
-    assert.equal(early.body.error.code, "model_loading_timeout");
+    assertError(early, 503, "model_loading_timeout");
     assert.ok(Number(early.headers["retry-after"]) >= 1);
     assert.doesNotMatch(early.text, /Loading model/);
     // The server kept loading in the background: a later request is served.
@@ -63,8 +62,7 @@ describe("readiness and startup timeout", NEEDS_FAKE, () => {
       env: { FAKE_LLAMA_REPORT_MODEL: "somebody-else" },
     });
     const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
-    assert.equal(answer.status, 503, answer.text);
-    assert.equal(answer.body.error.code, "model_loading_timeout");
+    assertError(answer, 503, "model_loading_timeout");
     const inventory = await agent.json<NodeInventory>("/v1/node/inventory");
     assert.equal(inventory.devices[0]?.server.state, "starting");
     assert.equal(inventory.state, "loading");
@@ -121,8 +119,7 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
       env: { FAKE_LLAMA_CRASH_AFTER: "1" }, // a non-streamed answer has sent nothing yet
     });
     const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
-    assert.equal(answer.status, 502, answer.text);
-    assert.equal(answer.body.error.code, "upstream_error");
+    assertError(answer, 502, "upstream_error");
   });
 
   test("a server that accepts the request and never answers times out with a clear 502", async () => {
@@ -131,8 +128,7 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
       env: { FAKE_LLAMA_HANG: "1" },
     });
     const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
-    assert.equal(answer.status, 502, answer.text);
-    assert.equal(answer.body.error.code, "upstream_error");
+    assertError(answer, 502, "upstream_error");
     assert.match(answer.body.error.message, /no complete answer within 1 s/);
     const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
     assert.equal(device?.queue.in_flight, 0, "the device's turn was given back");

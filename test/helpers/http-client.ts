@@ -1,4 +1,5 @@
 /** Small HTTP client helpers for integration tests, on undici (the same stack the agent uses). */
+import assert from "node:assert/strict";
 import { request } from "undici";
 
 export interface JsonAnswer<T = Record<string, unknown>> {
@@ -104,4 +105,13 @@ export function streamedText(events: unknown[]): string {
     )
     .map((event) => event.choices?.[0]?.delta?.content ?? event.choices?.[0]?.text ?? "")
     .join("");
+}
+
+/** Asserts an OpenAI-shaped error answer with the given status and code (SPEC §7). */
+export function assertError(answer: JsonAnswer<unknown>, status: number, code: string): void {
+  assert.equal(answer.status, status, answer.text);
+  const body = answer.body as { error?: { code?: unknown; message?: unknown; type?: unknown } };
+  assert.equal(body.error?.code, code, answer.text);
+  assert.equal(typeof body.error?.message, "string");
+  assert.equal(typeof body.error?.type, "string");
 }

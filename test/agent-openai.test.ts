@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
-import { postJson, postStream, streamedText } from "./helpers/http-client.js";
+import { assertError, postJson, postStream, streamedText } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import { NEEDS_FAKE, startAgent, testModel, waitUntil } from "./helpers/launcher.js";
 
@@ -24,7 +24,8 @@ describe("agent OpenAI API", () => {
     agent = await startAgent({
       config: {
         models: [
-          testModel("stories", { args: ["--embeddings"] }),
+          testModel("stories"),
+          testModel("embedder", { roles: [], args: ["--embeddings"] }),
           testModel("other", { roles: [] }),
         ],
       },
@@ -108,18 +109,6 @@ describe("agent OpenAI API", () => {
     assert.equal(answer.headers["x-rolemesh-model"], "stories");
   });
 
-  test("embeddings are relayed", async () => {
-    const answer = await postJson<{ data: { embedding: number[] }[] }>(
-      `${agent.url}/v1/embeddings`,
-      {
-        model: "stories",
-        input: "hello",
-      },
-    );
-    assert.equal(answer.status, 200, answer.text);
-    assert.ok((answer.body.data[0]?.embedding.length ?? 0) > 0);
-  });
-
   test("/v1/models lists ids, roles and where each is loaded", async () => {
     const list = await agent.json<{
       object: string;
@@ -193,6 +182,27 @@ describe("agent OpenAI API", () => {
       const inventory = await agent.json<NodeInventory>("/v1/node/inventory");
       return inventory.devices[0]?.server.model_id === "other";
     }, "the device to switch to the other model");
+  });
+
+  test("embeddings are relayed to a server started with --embeddings", async () => {
+    const answer = await postJson<{ data: { embedding: number[] }[] }>(
+      `${agent.url}/v1/embeddings`,
+      {
+        model: "embedder",
+        input: "hello",
+      },
+    );
+    assert.equal(answer.status, 200, answer.text);
+    assert.ok((answer.body.data[0]?.embedding.length ?? 0) > 0);
+  });
+
+  test("embeddings from a server without --embeddings are a 400 that says how to turn them on", async () => {
+    const answer = await postJson(`${agent.url}/v1/embeddings`, {
+      model: "stories",
+      input: "hello",
+    });
+    assertError(answer, 400, "invalid_request");
+    assert.match(answer.text, /--embeddings/);
   });
 });
 

@@ -16,7 +16,7 @@ export const ModelEntrySchema = z.strictObject({
   /** Exact GGUF file to load. */
   path: z
     .string()
-    .min(1)
+    .min(1, { message: "must not be empty", abort: true })
     .refine((path) => existsSync(expandHome(path)), "model file not found"),
   /** Roles this model can satisfy. */
   roles: z.array(z.string().min(1)).default([]),

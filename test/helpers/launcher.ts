@@ -232,3 +232,37 @@ if (!REAL_ENGINE && process.env.LLAMA_SERVER_BIN === undefined) {
     "# note: LLAMA_SERVER_BIN and ROLEMESH_TEST_MODEL are not set; end-to-end tests use the fake llama-server",
   );
 }
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a one-shot `rolemesh …` command from source and collects its output. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  entry = CLI,
+): Promise<CliResult> {
+  const child = spawn(
+    process.execPath,
+    entry.endsWith(".ts") ? ["--import", "tsx", entry, ...args] : [entry, ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stdout, stderr };
+}
+
+/** The test runner's environment without ROLEMESH_* settings a developer may have exported. */
+function withoutRoleMeshVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("ROLEMESH_")));
+}

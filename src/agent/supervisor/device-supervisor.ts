@@ -205,7 +205,10 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     });
     this.#readyAt = null;
     this.#setState("starting");
-    log.info({ pid: proc.pid, port, command: spec.command, args: spec.args }, "server starting");
+    log.info(
+      { pid: proc.pid, port, command: spec.command, args: redactSecrets(spec.args) },
+      "server starting",
+    );
     void proc.exited.then((status) => this.#onExit(proc, model, status));
     if (proc.pid > 0) {
       const identity = await readIdentity(proc.pid);
@@ -353,6 +356,12 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
 }
 
 const GIB = 1024 ** 3;
+const SECRET_FLAG = /key|token|secret|password/i;
+
+/** Hides the values of flags such as llama-server's `--api-key` before arguments are logged. */
+export function redactSecrets(args: readonly string[]): string[] {
+  return args.map((arg, i) => (i > 0 && SECRET_FLAG.test(args[i - 1] ?? "") ? "[redacted]" : arg));
+}
 
 /**
  * How long requests wait for a model to load (SPEC §2): `baseS`, or `perGibS` times the file

@@ -1,0 +1,73 @@
+/** The `rolemesh` command line: config check, schema, help and the agent alias. */
+import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ROOT, runCli, STORIES_MODEL, tempDir } from "./helpers/launcher.js";
+
+const EXAMPLE = "configs/node_agent.example.yaml";
+
+test("the shipped example config is valid once ROLEMESH_MODEL names a model file", async () => {
+  const ok = await runCli(["config", "check", EXAMPLE], { ROLEMESH_MODEL: STORIES_MODEL });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout.trim(), `${EXAMPLE}: ok`);
+  const missing = await runCli(["config", "check", EXAMPLE]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /node_agent\.example\.yaml:\d+:\d+: .*ROLEMESH_MODEL is not set/);
+});
+
+test("config check prints every problem with file, line, key and what was expected", async () => {
+  const file = join(await tempDir(), "agent.yaml");
+  await writeFile(
+    file,
+    "listen_prot: 80\nbackend: cuda-ish\nmodels:\n  - model_id: a\n    path: /nowhere.gguf\n",
+  );
+  const result = await runCli(["config", "check", file]);
+  assert.equal(result.code, 2);
+  const lines = result.stderr.trim().split("\n");
+  assert.match(
+    lines[0] ?? "",
+    /agent\.yaml:1:1: listen_prot: unknown key "listen_prot" \(did you mean "listen_port"\?\)/,
+  );
+  assert.match(lines[1] ?? "", /agent\.yaml:2:10: backend: expected one of auto, cuda/);
+  assert.match(lines[2] ?? "", /agent\.yaml:5:11: models\[0\]\.path: model file not found/);
+  assert.match(lines[3] ?? "", /agent\.yaml: 3 problems/);
+});
+
+test("config check names a file it cannot read", async () => {
+  const result = await runCli(["config", "check", "/no/such/agent.yaml"]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /\/no\/such\/agent\.yaml: cannot read config: file not found/);
+});
+
+test("config schema prints a JSON Schema with every SPEC key", async () => {
+  const result = await runCli(["config", "schema"]);
+  assert.equal(result.code, 0, result.stderr);
+  const schema = JSON.parse(result.stdout) as { properties: Record<string, unknown> };
+  for (const key of [
+    "listen_host",
+    "auth_token",
+    "llama_server_startup_timeout_s",
+    "models",
+    "devices",
+  ]) {
+    assert.ok(key in schema.properties, key);
+  }
+});
+
+test("every command has --help; a wrong command is a usage error", async () => {
+  for (const args of [["--help"], ["agent", "--help"], ["config", "check", "--help"]]) {
+    const result = await runCli(args);
+    assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stdout, /Usage: rolemesh/);
+  }
+  const wrong = await runCli(["agnet"]);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /unknown command 'agnet'/);
+});
+
+test("rolemesh-node-agent is an alias of rolemesh agent", async () => {
+  const result = await runCli(["--help"], {}, join(ROOT, "bin/rolemesh-node-agent.js"));
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /Usage: rolemesh agent/);
+});

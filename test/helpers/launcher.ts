@@ -250,7 +250,7 @@ export async function runCli(
     entry.endsWith(".ts") ? ["--import", "tsx", entry, ...args] : [entry, ...args],
     {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: { ...withoutRoleMeshVariables(process.env), ...env },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );

@@ -206,7 +206,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     this.#readyAt = null;
     this.#setState("starting");
     log.info(
-      { pid: proc.pid, port, command: spec.command, args: redactSecrets(spec.args) },
+      { server_pid: proc.pid, port, command: spec.command, args: redactSecrets(spec.args) },
       "server starting",
     );
     void proc.exited.then((status) => this.#onExit(proc, model, status));
@@ -243,7 +243,11 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
         this.#setState("ready");
         this.#readiness?.resolve();
         log.info(
-          { pid: proc.pid, port: this.#port, load_ms: Date.now() - proc.startedAt.getTime() },
+          {
+            server_pid: proc.pid,
+            port: this.#port,
+            load_ms: Date.now() - proc.startedAt.getTime(),
+          },
           "server ready",
         );
         this.#engineVersion ??= await buildInfo(pool);
@@ -284,7 +288,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
     if (this.#stopping === proc) {
       this.#stopping = null;
-      log.info({ pid: proc.pid, ...status }, "server stopped");
+      log.info({ server_pid: proc.pid, ...status }, "server stopped");
       this.#setState("stopped");
       return;
     }
@@ -317,7 +321,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       at: new Date().toISOString(),
     };
     log.error(
-      { pid: proc.pid, ...status, backoff_ms: backoffMs, stderr_tail: tail.slice(-5) },
+      { server_pid: proc.pid, ...status, backoff_ms: backoffMs, stderr_tail: tail.slice(-5) },
       message,
     );
     this.#setState("failed");

@@ -53,7 +53,7 @@ export class PidRecords {
       const record = await readRecord(file);
       if (record && (await isSameProcess(record))) {
         log.warn(
-          { pid: record.pid, device: record.device, model: record.model_id },
+          { server_pid: record.pid, device: record.device, model: record.model_id },
           "stopping a server left behind by an earlier agent",
         );
         killGroup(record.pid, "SIGTERM");
@@ -64,7 +64,7 @@ export class PidRecords {
         reaped++;
       } else if (record) {
         log.info(
-          { pid: record.pid, device: record.device },
+          { server_pid: record.pid, device: record.device },
           "recorded server is gone; forgetting its record",
         );
       }

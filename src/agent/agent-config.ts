@@ -50,6 +50,8 @@ export const AgentConfigSchema = z
     heartbeat_interval_s: seconds(5),
     labels: z.record(z.string(), z.string()).default({}),
     backend: z.enum(BACKENDS).default("auto"),
+    /** How often devices are measured (they are also measured before each placement). */
+    metrics_interval_s: seconds(5),
     devices: z
       .array(z.string().regex(/^(gpu|cpu):\d+$/, 'a device id such as "gpu:0" or "cpu:0"'))
       .default([]),

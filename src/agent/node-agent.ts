@@ -1,7 +1,7 @@
 import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { once } from "node:events";
-import { mkdir, stat } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { RoleMeshError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -18,23 +18,26 @@ import type { AgentConfig, ModelEntry } from "./agent-config.js";
 import { expandHome } from "./agent-config.js";
 import type { DeviceBackend } from "./devices/backend.js";
 import { hostCapabilities } from "./devices/host-capabilities.js";
+import { pinningEnv } from "./devices/pinning.js";
 import { selectDevices } from "./devices/select-backend.js";
 import type { Engine } from "./engines/engine.js";
 import { selectEngine } from "./engines/select-engine.js";
 import { agentRoutes } from "./http/agent-routes.js";
 import { resolveNodeId } from "./node-id.js";
+import { AgentMetrics } from "./metrics/agent-metrics.js";
+import { ModelCatalog } from "./models/model-catalog.js";
 import { DeviceQueue } from "./scheduler/device-queue.js";
 import type { ManagedDevice } from "./scheduler/scheduler.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { DeviceSupervisor, startupTimeoutMs } from "./supervisor/device-supervisor.js";
 import { PidRecords } from "./supervisor/pid-records.js";
 
-const METRICS_INTERVAL_MS = 5000;
-
 /**
  * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
  * and the HTTP API in front of them.
  */
+const MIB = 1024 * 1024;
+
 export class NodeAgent {
   readonly nodeId: string;
   readonly config: AgentConfig;
@@ -43,7 +46,9 @@ export class NodeAgent {
   readonly #backend: DeviceBackend;
   readonly #engine: Engine | null;
   readonly #server: Server;
-  readonly #modelSizes: Map<string, number | null>;
+  readonly catalog: ModelCatalog;
+  readonly metrics: AgentMetrics;
+  #measuring: Promise<void> | undefined;
   #metricsTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<void> | undefined;
   #draining = false;
@@ -59,7 +64,7 @@ export class NodeAgent {
     refs: DeviceRef[];
     metrics: Map<string, DeviceMetrics>;
     pidRecords: PidRecords;
-    modelSizes: Map<string, number | null>;
+    catalog: ModelCatalog;
   }) {
     const { config, log, engine, backend } = parts;
     this.nodeId = parts.nodeId;
@@ -67,12 +72,12 @@ export class NodeAgent {
     this.log = log;
     this.#backend = backend;
     this.#engine = engine;
-    this.#modelSizes = parts.modelSizes;
+    this.catalog = parts.catalog;
     const devices = parts.refs.map((ref): ManagedDevice => {
       const supervisor = new DeviceSupervisor({
         device: ref,
         engine: engine ?? noEngine,
-        pinningEnv: backend.pinningEnv(ref),
+        pinningEnv: pinningEnv(ref),
         pidRecords: parts.pidRecords,
         log,
         probeIntervalMs: config.llama_server_probe_interval_s * 1000,
@@ -80,15 +85,19 @@ export class NodeAgent {
           startupTimeoutMs(
             config.llama_server_startup_timeout_s,
             config.llama_server_startup_timeout_per_gib_s,
-            parts.modelSizes.get(model.model_id) ?? null,
+            parts.catalog.get(model.model_id)?.sizeBytes ?? null,
           ),
       });
       const queue = new DeviceQueue(config.max_pending_requests_per_device, () =>
         this.#whenIdle?.(),
       );
-      return { ref, supervisor, queue, metrics: parts.metrics.get(ref.id) ?? null };
+      const metrics = parts.metrics.get(ref.id) ?? null;
+      return { ref, supervisor, queue, metrics, measuredAt: Date.now() };
     });
-    this.scheduler = new Scheduler(devices);
+    this.scheduler = new Scheduler(devices, (model, device) =>
+      this.catalog.estimate(model, device),
+    );
+    this.metrics = new AgentMetrics(this.scheduler);
     const router = new Router(agentRoutes(this));
     this.#server = createServer(
       dispatcher({
@@ -111,11 +120,7 @@ export class NodeAgent {
 
     const engine = selectEngine(config);
     const { backend, devices: refs } = await selectDevices(config, log);
-    const modelSizes = new Map(
-      await Promise.all(
-        config.models.map(async (model) => [model.model_id, await fileSize(model.path)] as const),
-      ),
-    );
+    const catalog = await ModelCatalog.load(config.models, log);
     const metrics = await backend.measure(refs);
     const agent = new NodeAgent({
       nodeId,
@@ -126,12 +131,12 @@ export class NodeAgent {
       refs,
       metrics,
       pidRecords,
-      modelSizes,
+      catalog,
     });
     await agent.#listen();
     agent.#metricsTimer = setInterval(
       () => void agent.refreshMetrics(),
-      METRICS_INTERVAL_MS,
+      config.metrics_interval_s * 1000,
     ).unref();
     log.info(
       {
@@ -204,7 +209,7 @@ export class NodeAgent {
       id: model.model_id,
       path: model.path,
       roles: model.roles,
-      size_bytes: this.#modelSizes.get(model.model_id) ?? null,
+      size_bytes: this.catalog.get(model.model_id)?.sizeBytes ?? null,
       loaded_on: this.scheduler.devicesWith(model.model_id).map((device) => device.ref.id),
     }));
     return {
@@ -217,6 +222,7 @@ export class NodeAgent {
       devices: devices.map((device) => ({
         ref: device.ref,
         metrics: device.metrics,
+        vram_reserved_mb: Math.round(this.scheduler.reservedBytes(device) / MIB),
         server: device.supervisor.info(),
         queue: device.queue.info(),
         last_error: device.supervisor.lastError,
@@ -226,14 +232,38 @@ export class NodeAgent {
     };
   }
 
-  async refreshMetrics(): Promise<void> {
+  /**
+   * Measures every device now (SPEC §3: from the vendor tool, so memory taken by programs
+   * outside RoleMesh counts). Concurrent callers share one measurement.
+   */
+  refreshMetrics(): Promise<void> {
+    this.#measuring ??= this.#measure().finally(() => (this.#measuring = undefined));
+    return this.#measuring;
+  }
+
+  async #measure(): Promise<void> {
     const devices = this.scheduler.devices;
     try {
       const measured = await this.#backend.measure(devices.map((device) => device.ref));
-      for (const device of devices) device.metrics = measured.get(device.ref.id) ?? device.metrics;
+      const now = Date.now();
+      for (const device of devices) {
+        const metrics = measured.get(device.ref.id);
+        if (!metrics) continue;
+        device.metrics = metrics;
+        device.measuredAt = now;
+      }
     } catch (err) {
       this.log.warn({ err }, "measuring devices failed");
     }
+  }
+
+  /**
+   * The device for a request (SPEC §5). A placement that may start or switch a server is made
+   * on fresh measurements.
+   */
+  async chooseDevice(model: ModelEntry): Promise<ManagedDevice> {
+    if (!this.scheduler.holds(model)) await this.refreshMetrics();
+    return this.scheduler.pick(model);
   }
 
   /**
@@ -286,14 +316,6 @@ export class NodeAgent {
   async #listen(): Promise<void> {
     this.#server.listen(this.config.listen_port, this.config.listen_host);
     await once(this.#server, "listening");
-  }
-}
-
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(expandHome(path))).size;
-  } catch {
-    return null;
   }
 }
 

@@ -76,6 +76,8 @@ export interface QueueInfo {
 export interface DeviceInventory {
   ref: DeviceRef;
   metrics: DeviceMetrics | null;
+  /** Memory the agent counts as taken by the model its server holds (estimate). */
+  vram_reserved_mb: number;
   server: ServerInfo;
   queue: QueueInfo;
   last_error: ServerFailure | null;

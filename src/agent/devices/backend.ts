@@ -2,7 +2,8 @@ import type { BackendName, DeviceMetrics, DeviceRef } from "../../protocol/inven
 
 /**
  * One way of finding and measuring devices (SPEC §3). Scheduling only ever talks to this
- * interface, so it never depends on the vendor.
+ * interface, so it never depends on the vendor. Pinning is the same for every backend of a
+ * vendor and lives in `pinning.ts`.
  */
 export interface DeviceBackend {
   readonly name: BackendName;
@@ -10,6 +11,4 @@ export interface DeviceBackend {
   discover(): Promise<DeviceRef[]>;
   /** Measures the given devices; a device that could not be measured is left out. */
   measure(devices: readonly DeviceRef[]): Promise<Map<string, DeviceMetrics>>;
-  /** Environment that pins a server process to `device` and hides the others. */
-  pinningEnv(device: DeviceRef): Record<string, string>;
 }

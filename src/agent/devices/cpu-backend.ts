@@ -24,8 +24,4 @@ export class CpuBackend implements DeviceBackend {
     };
     return new Map(devices.map((device) => [device.id, metrics]));
   }
-
-  pinningEnv(): Record<string, string> {
-    return {};
-  }
 }

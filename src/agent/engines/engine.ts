@@ -1,3 +1,4 @@
+import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../agent-config.js";
 import type { LaunchSpec } from "../supervisor/server-process.js";
 
@@ -7,6 +8,6 @@ import type { LaunchSpec } from "../supervisor/server-process.js";
  */
 export interface Engine {
   readonly name: "llama-server" | "embedded";
-  /** The command that serves `model` on 127.0.0.1:`port`. */
-  launch(model: ModelEntry, port: number): LaunchSpec;
+  /** The command that serves `model` on 127.0.0.1:`port` from `device`. */
+  launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec;
 }

@@ -1,3 +1,4 @@
+import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../agent-config.js";
 import { expandHome } from "../agent-config.js";
 import type { LaunchSpec } from "../supervisor/server-process.js";
@@ -19,11 +20,13 @@ export class LlamaServerEngine implements Engine {
 
   constructor(readonly options: LlamaServerOptions) {}
 
-  launch(model: ModelEntry, port: number): LaunchSpec {
+  launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec {
     const args = ["-m", expandHome(model.path), "--host", "127.0.0.1", "--port", String(port)];
     args.push("--alias", model.model_id);
     if (model.ctx_size !== undefined) args.push("-c", String(model.ctx_size));
-    if (model.n_gpu_layers !== undefined) args.push("-ngl", String(model.n_gpu_layers));
+    // On the CPU device nothing is offloaded, whatever the build could do.
+    const gpuLayers = model.n_gpu_layers ?? (device.backend === "cpu" ? 0 : undefined);
+    if (gpuLayers !== undefined) args.push("-ngl", String(gpuLayers));
     args.push("--parallel", String(model.parallel));
     if (model.threads > 0) args.push("-t", String(model.threads));
     args.push(...this.options.extraArgs, ...model.args);

@@ -6,7 +6,6 @@ import type { RequestContext, Route } from "../../core/http/router.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay } from "../../core/proxy/relay.js";
-import type { ModelEntry } from "../agent-config.js";
 import type { NodeAgent } from "../node-agent.js";
 import type { ManagedDevice } from "../scheduler/scheduler.js";
 
@@ -21,6 +20,7 @@ export function agentRoutes(agent: NodeAgent): Route[] {
       public: true,
       handle: ({ res }) => sendJson(res, 200, { status: "ok" }),
     },
+    { method: "GET", path: "/metrics", handle: (ctx) => serveMetrics(agent, ctx) },
     {
       method: "GET",
       path: "/v1/models",
@@ -74,11 +74,21 @@ async function serveOpenAI(
   endpoint: OpenAIEndpoint,
   { req, res }: RequestContext,
 ): Promise<void> {
+  const started = performance.now();
+  let modelId = "";
+  let firstByteAt: number | undefined;
+  res.once("close", () => {
+    const status = res.writableFinished ? String(res.statusCode) : "aborted";
+    const seconds = (at: number) => (at - started) / 1000;
+    const firstByte = firstByteAt === undefined ? undefined : seconds(firstByteAt);
+    agent.metrics.observeRequest(endpoint, modelId, status, seconds(performance.now()), firstByte);
+  });
   refuseWhileDraining(agent);
   const raw = await readBody(req, agent.config.max_body_mb * MIB);
   const request = checkOpenAIRequest(endpoint, parseJsonObject(raw));
   const model = agent.resolveModel(request.model);
-  const device = pickDevice(agent, model);
+  modelId = model.model_id;
+  const device = await agent.chooseDevice(model);
   const signal = clientSignal(res);
   let reservation;
   try {
@@ -88,7 +98,7 @@ async function serveOpenAI(
     throw err;
   }
   try {
-    await relay({
+    const result = await relay({
       upstream: reservation.upstream,
       path: endpoint,
       body: raw,
@@ -97,9 +107,16 @@ async function serveOpenAI(
       deadlineMs: agent.config.request_timeout_s * 1000,
       responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
     });
+    firstByteAt = result.firstByteAt;
   } finally {
     reservation.lease.release();
   }
+}
+
+async function serveMetrics(agent: NodeAgent, { res }: RequestContext): Promise<void> {
+  const text = await agent.metrics.text();
+  res.writeHead(200, { "Content-Type": agent.metrics.contentType });
+  res.end(text);
 }
 
 /** `POST /v1/node/models/{id}/load` with optional `{device}`: answers once the server is ready. */
@@ -114,7 +131,9 @@ async function loadModel(agent: NodeAgent, { req, res, params }: RequestContext)
   }
   const model = agent.resolveModel(params.id);
   const device =
-    typeof body.device === "string" ? findDevice(agent, body.device) : pickDevice(agent, model);
+    typeof body.device === "string"
+      ? findDevice(agent, body.device)
+      : await agent.chooseDevice(model);
   const signal = clientSignal(res);
   const reservation = await agent.scheduler.reserve(device, model, signal);
   reservation.lease.release();
@@ -145,12 +164,6 @@ async function unloadModel(agent: NodeAgent, { res, params }: RequestContext): P
     model_id: model.model_id,
     unloaded_from: devices.map((device) => device.ref.id),
   });
-}
-
-function pickDevice(agent: NodeAgent, model: ModelEntry): ManagedDevice {
-  const device = agent.scheduler.pick(model);
-  if (!device) throw new RoleMeshError("no_capacity", "this node has no device to run models on");
-  return device;
 }
 
 function findDevice(agent: NodeAgent, id: string): ManagedDevice {

@@ -18,8 +18,8 @@ import { ServerProcess } from "./server-process.js";
 export interface DeviceSupervisorOptions {
   device: DeviceRef;
   engine: Engine;
-  /** Environment that pins the server to this device only. */
-  pinningEnv: Record<string, string>;
+  /** Environment that pins the server to this device only; `undefined` removes a variable. */
+  pinningEnv: Record<string, string | undefined>;
   pidRecords: PidRecords;
   log: Logger;
   /** `llama_server_probe_interval_s`, in ms. */
@@ -83,6 +83,11 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   /** The model of the server that is starting or ready, if any. */
   get activeModel(): ModelEntry | null {
     return this.#state === "starting" || this.#state === "ready" ? this.#model : null;
+  }
+
+  /** When the current server became ready (ms since epoch), or null. */
+  get readySince(): number | null {
+    return this.#state === "ready" ? (this.#readyAt?.getTime() ?? null) : null;
   }
 
   get engineVersion(): string | null {
@@ -190,7 +195,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
 
   async #spawn(model: ModelEntry): Promise<void> {
     const port = await freeLoopbackPort();
-    const spec = this.#options.engine.launch(model, port);
+    const spec = this.#options.engine.launch(model, port, this.device);
     const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
     const proc = new ServerProcess(
       { ...spec, env: { ...spec.env, ...this.#options.pinningEnv } },

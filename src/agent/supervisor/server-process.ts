@@ -9,8 +9,8 @@ import { killGroup } from "./process-group.js";
 export interface LaunchSpec {
   command: string;
   args: string[];
-  /** Added to the agent's own environment (pinning variables, for instance). */
-  env: Record<string, string>;
+  /** Changes to the agent's own environment (pinning variables); `undefined` removes one. */
+  env: Record<string, string | undefined>;
 }
 
 export interface ExitStatus {
@@ -39,7 +39,7 @@ export class ServerProcess {
     this.#child = spawn(command, args, {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ...spec.env },
+      env: withChanges(process.env, spec.env),
     });
     const exit = once(this.#child, "exit").then(([code, signal]) => ({
       code: code as number | null,
@@ -78,4 +78,13 @@ export class ServerProcess {
       clearTimeout(timer);
     }
   }
+}
+
+function withChanges(
+  base: NodeJS.ProcessEnv,
+  changes: Record<string, string | undefined>,
+): NodeJS.ProcessEnv {
+  const env = { ...base, ...changes };
+  for (const [name, value] of Object.entries(changes)) if (value === undefined) delete env[name];
+  return env;
 }

@@ -22,6 +22,8 @@ export interface RelayResult {
   status: number;
   /** False when the relay ended early: client gone or upstream failed mid-response. */
   complete: boolean;
+  /** When the server's first answer byte was relayed (performance.now() ms), if it was. */
+  firstByteAt?: number;
 }
 
 const SSE_BOUNDARY = "\n\n";
@@ -84,17 +86,19 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
   }
   res.writeHead(answer.statusCode, headers);
   res.flushHeaders();
+  let firstByteAt: number | undefined;
 
   let tail = "";
   try {
     for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      firstByteAt ??= performance.now();
       if (isStream) tail = (tail + chunk.toString("latin1")).slice(-SSE_BOUNDARY.length);
       if (!res.write(chunk)) await once(res, "drain", { signal });
     }
     res.end();
-    return { status: answer.statusCode, complete: true };
+    return { status: answer.statusCode, complete: true, firstByteAt };
   } catch (err) {
-    if (clientGone.aborted) return { status: answer.statusCode, complete: false };
+    if (clientGone.aborted) return { status: answer.statusCode, complete: false, firstByteAt };
     if (isStream && !res.writableEnded) {
       const event = new RoleMeshError(
         "upstream_error",
@@ -106,7 +110,7 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
     } else {
       res.destroy();
     }
-    return { status: answer.statusCode, complete: false };
+    return { status: answer.statusCode, complete: false, firstByteAt };
   }
 }
 

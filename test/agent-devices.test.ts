@@ -152,6 +152,14 @@ describe("placement on three GPUs", NEEDS_FAKE, () => {
       big.body.error.message,
       /gpu:0 can offer \d+ MiB of 24576 MiB \(needs 41\d{3} MiB/,
     );
+    const pinned = await postJson<{ error: { message: string } }>(
+      `${agent.url}/v1/node/models/big/load`,
+      {
+        device: "gpu:0",
+      },
+    );
+    assertError(pinned, 503, "no_capacity");
+    assert.match(pinned.body.error.message, /model big does not fit: gpu:0 can offer/);
     const after = await inventory(agent);
     assert.ok(
       (after.devices[1]?.vram_reserved_mb ?? 0) > 0,

@@ -134,6 +134,7 @@ async function loadModel(agent: NodeAgent, { req, res, params }: RequestContext)
     typeof body.device === "string"
       ? findDevice(agent, body.device)
       : await agent.chooseDevice(model);
+  agent.scheduler.assertFits(model, device);
   const signal = clientSignal(res);
   const reservation = await agent.scheduler.reserve(device, model, signal);
   reservation.lease.release();

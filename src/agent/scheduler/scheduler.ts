@@ -63,6 +63,12 @@ export class Scheduler {
     throw this.#noCapacity(model);
   }
 
+  /** Throws 503 `no_capacity` when `model` cannot go on this particular device. */
+  assertFits(model: ModelEntry, device: ManagedDevice): void {
+    if (!hasModel(device, model) && !this.#fits(model, device))
+      throw this.#noCapacity(model, [device]);
+  }
+
   /**
    * Waits for a turn on `device` and for its server to serve `model`. The turn is released if
    * the server cannot be made ready.
@@ -116,8 +122,11 @@ export class Scheduler {
     );
   }
 
-  #noCapacity(model: ModelEntry): RoleMeshError {
-    const devices = this.devices
+  #noCapacity(
+    model: ModelEntry,
+    considered: readonly ManagedDevice[] = this.devices,
+  ): RoleMeshError {
+    const devices = considered
       .map((device) => {
         const free = Math.floor((this.freeBytes(device) + this.reservedBytes(device)) / MIB);
         const total = device.metrics?.vram_total_mb ?? 0;
@@ -127,7 +136,9 @@ export class Scheduler {
       .join("; ");
     return new RoleMeshError(
       "no_capacity",
-      `model ${model.model_id} fits on no device of this node: ${devices}`,
+      considered.length === 1
+        ? `model ${model.model_id} does not fit: ${devices}`
+        : `model ${model.model_id} fits on no device of this node: ${devices}`,
       {
         retryAfterS: 30,
       },

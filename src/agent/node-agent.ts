@@ -44,7 +44,7 @@ export class NodeAgent {
   readonly scheduler: Scheduler;
   readonly log: Logger;
   readonly #backend: DeviceBackend;
-  readonly #engine: Engine | null;
+  readonly #engine: Engine;
   readonly #server: Server;
   readonly catalog: ModelCatalog;
   readonly metrics: AgentMetrics;
@@ -60,7 +60,7 @@ export class NodeAgent {
     config: AgentConfig;
     log: Logger;
     backend: DeviceBackend;
-    engine: Engine | null;
+    engine: Engine;
     refs: DeviceRef[];
     metrics: Map<string, DeviceMetrics>;
     pidRecords: PidRecords;
@@ -76,7 +76,7 @@ export class NodeAgent {
     const devices = parts.refs.map((ref): ManagedDevice => {
       const supervisor = new DeviceSupervisor({
         device: ref,
-        engine: engine ?? noEngine,
+        engine,
         pinningEnv: pinningEnv(ref),
         pidRecords: parts.pidRecords,
         log,
@@ -144,7 +144,7 @@ export class NodeAgent {
         url: agent.url,
         backend: backend.name,
         devices: refs.map((ref) => ref.id),
-        engine: engine?.name ?? null,
+        engine: engine.name,
         models: config.models.map((model) => model.model_id),
       },
       "node agent listening",
@@ -204,7 +204,7 @@ export class NodeAgent {
     const devices = this.scheduler.devices;
     const engineVersion =
       devices.map((device) => device.supervisor.engineVersion).find(Boolean) ?? null;
-    const capabilities = hostCapabilities(this.#engine?.name ?? "none", engineVersion);
+    const capabilities = hostCapabilities(this.#engine.name, engineVersion);
     const models: ModelInventory[] = this.config.models.map((model) => ({
       id: model.model_id,
       path: model.path,
@@ -218,7 +218,7 @@ export class NodeAgent {
       state: this.liveState(),
       capabilities,
       backend: this.#backend.name,
-      engine: this.#engine?.name ?? "none",
+      engine: this.#engine.name,
       devices: devices.map((device) => ({
         ref: device.ref,
         metrics: device.metrics,
@@ -318,11 +318,3 @@ export class NodeAgent {
     await once(this.#server, "listening");
   }
 }
-
-/** Stands in when no engine was found; only reachable if no model is configured. */
-const noEngine: Engine = {
-  name: "llama-server",
-  launch() {
-    throw new RoleMeshError("no_capacity", "no inference engine is installed on this node");
-  },
-};

@@ -21,15 +21,27 @@ export class LlamaServerEngine implements Engine {
   constructor(readonly options: LlamaServerOptions) {}
 
   launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec {
-    const args = ["-m", expandHome(model.path), "--host", "127.0.0.1", "--port", String(port)];
-    args.push("--alias", model.model_id);
-    if (model.ctx_size !== undefined) args.push("-c", String(model.ctx_size));
-    // On the CPU device nothing is offloaded, whatever the build could do.
-    const gpuLayers = model.n_gpu_layers ?? (device.backend === "cpu" ? 0 : undefined);
-    if (gpuLayers !== undefined) args.push("-ngl", String(gpuLayers));
-    args.push("--parallel", String(model.parallel));
-    if (model.threads > 0) args.push("-t", String(model.threads));
-    args.push(...this.options.extraArgs, ...model.args);
+    const args = [
+      ...llamaServerArgs(model, port, device),
+      ...this.options.extraArgs,
+      ...model.args,
+    ];
     return { command: this.options.bin, args, env: {} };
   }
+}
+
+/**
+ * The llama-server command line for a model, without extra arguments. The embedded engine
+ * understands the same options, so both engines are started the same way.
+ */
+export function llamaServerArgs(model: ModelEntry, port: number, device: DeviceRef): string[] {
+  const args = ["-m", expandHome(model.path), "--host", "127.0.0.1", "--port", String(port)];
+  args.push("--alias", model.model_id);
+  if (model.ctx_size !== undefined) args.push("-c", String(model.ctx_size));
+  // On the CPU device nothing is offloaded, whatever the build could do.
+  const gpuLayers = model.n_gpu_layers ?? (device.backend === "cpu" ? 0 : undefined);
+  if (gpuLayers !== undefined) args.push("-ngl", String(gpuLayers));
+  args.push("--parallel", String(model.parallel));
+  if (model.threads > 0) args.push("-t", String(model.threads));
+  return args;
 }

@@ -266,3 +266,13 @@ export async function runCli(
 function withoutRoleMeshVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("ROLEMESH_")));
 }
+
+/** Stops an agent the way an operator would (SIGTERM) and waits for it and its servers to be gone. */
+export async function stopAgent(agent: AgentProcess): Promise<void> {
+  if (agent.child.exitCode === null && agent.child.signalCode === null) agent.signal("SIGTERM");
+  await agent.exited;
+  await waitUntil(
+    async () => (await taggedProcesses(agent.tag)).length === 0,
+    "the agent's servers to be gone",
+  );
+}

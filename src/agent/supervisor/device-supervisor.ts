@@ -389,52 +389,34 @@ interface ProbeAnswer {
 
 /** Ready means `/health` 200 and `/v1/models` listing the model this server was started with. */
 async function probe(pool: Pool, model: ModelEntry): Promise<ProbeAnswer> {
-  try {
-    const health = await pool.request({
-      method: "GET",
-      path: "/health",
-      headersTimeout: 2000,
-      bodyTimeout: 2000,
-    });
-    await health.body.dump();
-    if (health.statusCode !== 200) return { ready: false };
-    const models = await pool.request({
-      method: "GET",
-      path: "/v1/models",
-      headersTimeout: 2000,
-      bodyTimeout: 2000,
-    });
-    if (models.statusCode !== 200) {
-      await models.body.dump();
-      return { ready: false };
-    }
-    const list = (await models.body.json()) as { data?: { id?: unknown }[] };
-    const ids = (list.data ?? []).map((entry) => String(entry.id));
-    if (ids.includes(model.model_id)) return { ready: true };
-    return { ready: false, otherModels: ids };
-  } catch {
-    return { ready: false };
-  }
+  if ((await getJson(pool, "/health")) === undefined) return { ready: false };
+  const list = (await getJson(pool, "/v1/models")) as { data?: { id?: unknown }[] } | undefined;
+  if (!list) return { ready: false };
+  const ids = (list.data ?? []).map((entry) => String(entry.id));
+  return ids.includes(model.model_id) ? { ready: true } : { ready: false, otherModels: ids };
 }
 
 /** llama-server reports its build in `/props`; other engines may not. */
 async function buildInfo(pool: Pool): Promise<string | null> {
+  const props = (await getJson(pool, "/props")) as { build_info?: unknown } | undefined;
+  return typeof props?.build_info === "string" ? props.build_info : null;
+}
+
+/** The JSON body of a 200 answer to a short GET, or undefined for anything else. */
+async function getJson(pool: Pool, path: string): Promise<unknown> {
   try {
-    const props = await pool.request({
+    const answer = await pool.request({
       method: "GET",
-      path: "/props",
+      path,
       headersTimeout: 2000,
       bodyTimeout: 2000,
     });
-    if (props.statusCode !== 200) {
-      await props.body.dump();
-      return null;
-    }
-    const body = (await props.body.json()) as { build_info?: unknown };
-    return typeof body.build_info === "string" ? body.build_info : null;
+    if (answer.statusCode === 200) return await answer.body.json();
+    await answer.body.dump();
   } catch {
-    return null;
+    // not up yet, or not answering: the caller treats it as "no"
   }
+  return undefined;
 }
 
 /** A port on 127.0.0.1 that was free a moment ago; the server's bind is the real test. */

@@ -128,20 +128,16 @@ export class LlamaRuntime {
         const promptTokens = chat.chatWrapper
           .generateContextState({ chatHistory: history })
           .contextText.tokenize(this.#model.tokenizer).length;
-        let completionTokens = 0;
-        const response = await chat.generateResponse(history, {
-          ...sampling(params),
-          signal,
-          stopOnAbortSignal: false,
-          onTextChunk: onText,
-          onToken: (tokens) => (completionTokens += tokens.length),
-          customStopTriggers: params.stop,
-        });
+        const meter = { tokens: 0 };
+        const response = await chat.generateResponse(
+          history,
+          generation(params, signal, onText, meter),
+        );
         return {
           text: response.response,
           promptTokens,
-          completionTokens,
-          finishReason: response.metadata.stopReason === "maxTokens" ? "length" : "stop",
+          completionTokens: meter.tokens,
+          finishReason: finishReason(response.metadata.stopReason),
         };
       } finally {
         chat.dispose({ disposeSequence: false });
@@ -159,20 +155,16 @@ export class LlamaRuntime {
     return this.#withSequence(signal, async (sequence) => {
       const completion = new LlamaCompletion({ contextSequence: sequence });
       try {
-        let completionTokens = 0;
-        const { response, metadata } = await completion.generateCompletionWithMeta(prompt, {
-          ...sampling(params),
-          signal,
-          stopOnAbortSignal: false,
-          onTextChunk: onText,
-          onToken: (tokens) => (completionTokens += tokens.length),
-          customStopTriggers: params.stop,
-        });
+        const meter = { tokens: 0 };
+        const { response, metadata } = await completion.generateCompletionWithMeta(
+          prompt,
+          generation(params, signal, onText, meter),
+        );
         return {
           text: response,
           promptTokens,
-          completionTokens,
-          finishReason: metadata.stopReason === "maxTokens" ? "length" : "stop",
+          completionTokens: meter.tokens,
+          finishReason: finishReason(metadata.stopReason),
         };
       } finally {
         completion.dispose({ disposeSequence: false });
@@ -217,13 +209,29 @@ export class LlamaRuntime {
   }
 }
 
-function sampling(params: GenerationParams) {
+/** Options of one generation, chat or completion; generated tokens are counted into `meter`. */
+function generation(
+  params: GenerationParams,
+  signal: AbortSignal,
+  onText: OnText,
+  meter: { tokens: number },
+) {
   return {
     temperature: params.temperature,
     ...(params.maxTokens === undefined ? {} : { maxTokens: params.maxTokens }),
     ...(params.topP === undefined ? {} : { topP: params.topP }),
     ...(params.seed === undefined ? {} : { seed: params.seed }),
+    customStopTriggers: params.stop,
+    signal,
+    stopOnAbortSignal: false,
+    onTextChunk: onText,
+    onToken: (tokens: readonly unknown[]) => (meter.tokens += tokens.length),
   };
+}
+
+/** OpenAI's finish_reason for node-llama-cpp's stop reason. */
+function finishReason(stopReason: string): GenerationResult["finishReason"] {
+  return stopReason === "maxTokens" ? "length" : "stop";
 }
 
 /** OpenAI messages as node-llama-cpp history, ending with the model's turn to answer. */

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, test } from "node:test";
-import { pino } from "pino";
+import { readFile } from "node:fs/promises";
+import { test } from "node:test";
+import { capturingLog, standInTool } from "../../../test/helpers/stand-in-tool.js";
 import { CudaBackend, parseNvidiaSmi } from "./cuda-backend.js";
 
 const fixture = (name: string) =>
@@ -88,25 +86,16 @@ test("no driver, or lines with fields missing, give nothing instead of a crash",
   assert.deepEqual(parseNvidiaSmi(await ok("missing-fields.csv")).gpus, []);
 });
 
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
-
-/** A stand-in nvidia-smi printing `output` and exiting with `code`. */
-async function standIn(output: string, code = 0): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "rolemesh-nvidia-smi-"));
-  dirs.push(dir);
-  await writeFile(join(dir, "out"), output);
-  const script = join(dir, "nvidia-smi");
-  await writeFile(script, `#!/bin/sh\ncat "${join(dir, "out")}"\nexit ${code}\n`);
-  await chmod(script, 0o755);
-  return script;
-}
-
-function capturingLog() {
-  const lines: string[] = [];
-  const log = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
-  return { log, lines };
-}
+/** A stand-in nvidia-smi printing `output` whatever its arguments, and exiting with `code`. */
+const standIn = (output: string, code = 0) =>
+  standInTool(
+    "nvidia-smi",
+    {
+      "--query-gpu=index,uuid,name,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu,power.draw":
+        output,
+    },
+    code,
+  );
 
 test("the backend discovers and measures through the tool, by uuid", async () => {
   const { log } = capturingLog();

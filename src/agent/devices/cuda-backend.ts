@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
+import { numberOrUndefined, optionalMetrics } from "./parse-helpers.js";
 import { runTool } from "./run-tool.js";
 import type { ToolResult } from "./run-tool.js";
 
@@ -91,18 +92,13 @@ export function parseNvidiaSmi(result: ToolResult): { gpus: NvidiaGpu[]; skipped
             vram_total_mb: total,
             vram_used_mb: used ?? total - free,
             vram_free_mb: free,
-            ...(utilization === undefined ? {} : { utilization_pct: utilization }),
-            ...(temperature === undefined ? {} : { temperature_c: temperature }),
-            ...(power === undefined ? {} : { power_w: power }),
+            ...optionalMetrics({
+              utilization_pct: utilization,
+              temperature_c: temperature,
+              power_w: power,
+            }),
           };
     gpus.push({ ref, metrics });
   }
   return { gpus, skipped };
-}
-
-/** nvidia-smi prints `[N/A]`, `[Not Supported]`, `[Unknown Error]` … where it has no value. */
-function numberOrUndefined(text: string | undefined): number | undefined {
-  if (text === undefined || text.startsWith("[")) return undefined;
-  const value = Number(text);
-  return Number.isFinite(value) ? value : undefined;
 }

@@ -4,6 +4,10 @@ import type { BackendName, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
 import { CpuBackend } from "./cpu-backend.js";
 import { CudaBackend } from "./cuda-backend.js";
+import { MetalBackend } from "./metal-backend.js";
+import { RocmBackend } from "./rocm-backend.js";
+import { SyclBackend } from "./sycl-backend.js";
+import { VulkanBackend } from "./vulkan-backend.js";
 
 export interface SelectedDevices {
   backend: DeviceBackend;
@@ -12,8 +16,12 @@ export interface SelectedDevices {
 
 type GpuBackendName = Exclude<BackendName, "cpu">;
 
-const GPU_BACKENDS: Partial<Record<GpuBackendName, (log: Logger) => DeviceBackend>> = {
+const GPU_BACKENDS: Record<GpuBackendName, (log: Logger) => DeviceBackend> = {
   cuda: (log) => new CudaBackend(log),
+  rocm: (log) => new RocmBackend(log),
+  metal: (log) => new MetalBackend(log),
+  sycl: (log) => new SyclBackend(log),
+  vulkan: (log) => new VulkanBackend(log),
 };
 
 /** The order of SPEC §3 for `backend: auto`; metal only exists on macOS. */
@@ -41,9 +49,7 @@ export async function selectDevices(config: AgentConfig, log: Logger): Promise<S
 async function discover(name: AgentConfig["backend"], log: Logger): Promise<SelectedDevices> {
   if (name === "cpu") return discoverWith(new CpuBackend());
   if (name !== "auto") {
-    const make = GPU_BACKENDS[name];
-    if (!make) throw new Error(`backend: "${name}" is not supported by this version`);
-    const selected = await discoverWith(make(log));
+    const selected = await discoverWith(GPU_BACKENDS[name](log));
     if (selected.devices.length === 0)
       log.warn(`backend ${name}: no device found; this node serves nothing`);
     return selected;
@@ -54,7 +60,6 @@ async function discover(name: AgentConfig["backend"], log: Logger): Promise<Sele
   for (const candidate of AUTO_ORDER) {
     if (candidate === "metal" && process.platform !== "darwin") continue;
     const make = GPU_BACKENDS[candidate];
-    if (!make) continue;
     const selected = await discoverWith(make(quiet));
     if (selected.devices.length > 0) {
       log.info(

@@ -1,0 +1,38 @@
+/** Small helpers shared by the device tool parsers. */
+
+const MIB = 1024 * 1024;
+
+/**
+ * A number from a tool's text, or undefined where the tool had none: `[N/A]`,
+ * `[Not Supported]`, `N/A`, an empty field, or anything else that is not a number.
+ */
+export function numberOrUndefined(text: unknown): number | undefined {
+  if (typeof text === "number") return Number.isFinite(text) ? text : undefined;
+  if (typeof text !== "string") return undefined;
+  const trimmed = text.trim();
+  if (trimmed === "" || trimmed.startsWith("[") || /^n\/?a$/i.test(trimmed)) return undefined;
+  const value = Number(trimmed);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+export function bytesToMib(bytes: number): number {
+  return Math.round(bytes / MIB);
+}
+
+/** Parses JSON a tool printed, or undefined when it is not JSON (an error message, say). */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Leaves out the optional metrics a tool did not give, instead of reporting them as 0. */
+export function optionalMetrics(values: {
+  utilization_pct?: number | undefined;
+  temperature_c?: number | undefined;
+  power_w?: number | undefined;
+}): { utilization_pct?: number; temperature_c?: number; power_w?: number } {
+  return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
+}

@@ -1,8 +1,7 @@
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
-import { resolve } from "node:path";
 import { z } from "zod";
 import { isLoopbackHost } from "../core/net.js";
+import { expandHome } from "../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
 
@@ -46,6 +45,10 @@ export const AgentConfigSchema = z
     /** Start on a non-loopback address without `auth_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
     dispatcher_base_url: z.string().default(""),
+    /** Where the gateway reaches this agent; empty = derived from listen_host and the port. */
+    advertise_url: z.string().default(""),
+    /** Host name reported to the gateway; empty = the machine's. */
+    hostname: z.string().default(""),
     join_token: z.string().default(""),
     heartbeat_interval_s: seconds(5),
     labels: z.record(z.string(), z.string()).default({}),
@@ -99,10 +102,3 @@ export const AgentConfigSchema = z
 
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type ModelEntry = z.output<typeof ModelEntrySchema>;
-
-/** Expands a leading `~` the way a shell would, for paths users write in YAML. */
-export function expandHome(path: string): string {
-  if (path === "~") return homedir();
-  if (path.startsWith("~/")) return resolve(homedir(), path.slice(2));
-  return path;
-}

@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { once } from "node:events";
 import { mkdir } from "node:fs/promises";
+import { networkInterfaces } from "node:os";
 import type { AddressInfo } from "node:net";
 import { RoleMeshError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -15,7 +16,7 @@ import type {
   NodeInventory,
 } from "../protocol/inventory.js";
 import type { AgentConfig, ModelEntry } from "./agent-config.js";
-import { expandHome } from "./agent-config.js";
+import { expandHome } from "../core/paths.js";
 import type { DeviceBackend } from "./devices/backend.js";
 import { hostCapabilities } from "./devices/host-capabilities.js";
 import { pinningEnv } from "./devices/pinning.js";
@@ -31,12 +32,29 @@ import type { ManagedDevice } from "./scheduler/scheduler.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { DeviceSupervisor, startupTimeoutMs } from "./supervisor/device-supervisor.js";
 import { PidRecords } from "./supervisor/pid-records.js";
+import { Registrar } from "./registration/registrar.js";
+import { HttpRegistryClient } from "./registration/registry-client.js";
+import type { RegistryClient } from "./registration/registry-client.js";
+import { VERSION } from "../core/version.js";
 
 /**
  * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
  * and the HTTP API in front of them.
  */
 const MIB = 1024 * 1024;
+
+export interface NodeAgentOptions {
+  /** Registers with this client instead of HTTP to `dispatcher_base_url` (`rolemesh up`). */
+  registryClient?: RegistryClient;
+}
+
+function firstExternalIPv4(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    const found = addresses?.find((address) => address.family === "IPv4" && !address.internal);
+    if (found) return found.address;
+  }
+  return "127.0.0.1";
+}
 
 export class NodeAgent {
   readonly nodeId: string;
@@ -52,6 +70,7 @@ export class NodeAgent {
   #metricsTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<void> | undefined;
   #draining = false;
+  #registrar: Registrar | undefined;
   /** Set while shutdown waits for the queues to empty; called on every queue change. */
   #whenIdle: (() => void) | undefined;
 
@@ -110,7 +129,11 @@ export class NodeAgent {
   }
 
   /** Starts an agent: reaps servers left by an earlier run, finds devices, listens. */
-  static async start(config: AgentConfig, log: Logger): Promise<NodeAgent> {
+  static async start(
+    config: AgentConfig,
+    log: Logger,
+    options: NodeAgentOptions = {},
+  ): Promise<NodeAgent> {
     const stateDir = expandHome(config.state_dir);
     await mkdir(stateDir, { recursive: true });
     const nodeId = await resolveNodeId(config.node_id, stateDir);
@@ -149,7 +172,57 @@ export class NodeAgent {
       },
       "node agent listening",
     );
+    // Registered only now that it can answer requests.
+    const client =
+      options.registryClient ??
+      (config.dispatcher_base_url
+        ? new HttpRegistryClient(config.dispatcher_base_url, config.join_token)
+        : undefined);
+    if (client) agent.#startRegistrar(client);
     return agent;
+  }
+
+  #startRegistrar(client: RegistryClient): void {
+    this.#registrar = new Registrar({
+      client,
+      nodeId: this.nodeId,
+      log: this.log.child({ component: "registrar" }),
+      heartbeatIntervalS: this.config.heartbeat_interval_s,
+      describe: () => {
+        const capabilities = this.inventory().capabilities;
+        return {
+          hostname: this.config.hostname || capabilities.hostname,
+          agent_url: this.advertisedUrl,
+          version: VERSION,
+          capabilities,
+          labels: this.config.labels,
+          ...(this.config.auth_token ? { auth_token: this.config.auth_token } : {}),
+        };
+      },
+      snapshot: () => {
+        const { state, devices, models } = this.inventory();
+        // The heartbeat carries only the newest log lines; the full tail is in the inventory.
+        return {
+          state,
+          models,
+          devices: devices.map((device) => ({ ...device, log_tail: device.log_tail.slice(-20) })),
+        };
+      },
+    });
+    this.#registrar.start();
+  }
+
+  /**
+   * Where a gateway reaches this agent: `advertise_url`, else the listen address — for a
+   * wildcard address, the machine's first non-internal IPv4 address.
+   */
+  get advertisedUrl(): string {
+    if (this.config.advertise_url) return this.config.advertise_url.replace(/\/+$/, "");
+    const { port } = this.#server.address() as AddressInfo;
+    const host = this.config.listen_host;
+    const wildcard = host === "0.0.0.0" || host === "::" || host === "[::]";
+    const address = wildcard ? firstExternalIPv4() : host;
+    return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
   }
 
   /** Where the agent answers, e.g. `http://127.0.0.1:8090`. */
@@ -282,6 +355,7 @@ export class NodeAgent {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await this.#drained(this.config.shutdown_grace_s * 1000);
+    await this.#registrar?.stop();
     this.#server.closeAllConnections();
     await Promise.all(this.scheduler.devices.map((device) => device.supervisor.stop()));
     await closed;

@@ -1,44 +1,28 @@
 import { Command } from "commander";
 import { AgentConfigSchema } from "../agent/agent-config.js";
-import type { AgentConfig } from "../agent/agent-config.js";
 import { NodeAgent } from "../agent/node-agent.js";
-import { loadConfigFile, parseConfigText } from "../core/config/load-config.js";
 import { createLogger } from "../core/logger.js";
+import type { AgentFlags } from "./config-files.js";
+import { agentOverrides, collect, readConfig, withOverrides } from "./config-files.js";
+import { untilSignalled } from "./signals.js";
 
 /** `rolemesh agent --config node_agent.yaml` (also installed as `rolemesh-node-agent`). */
 export function agentCommand(): Command {
   return new Command("agent")
     .description("run the node agent: one inference server per device behind an OpenAI API")
     .option("-c, --config <file>", "node agent config (YAML); defaults apply when left out")
-    .action(async (options: { config?: string }) => {
-      const config: AgentConfig = options.config
-        ? loadConfigFile(options.config, AgentConfigSchema)
-        : parseConfigText("", "(defaults)", AgentConfigSchema);
+    .option("--dispatcher-url <url>", "gateway to register with (dispatcher_base_url)")
+    .option("--join-token <token>", "token the gateway expects (join_token)")
+    .option("--node-id <id>", "node id (node_id)")
+    .option("--hostname <name>", "host name reported to the gateway")
+    .option("--heartbeat-interval <seconds>", "seconds between heartbeats")
+    .option("--listen <host:port>", "address to listen on (listen_host, listen_port)")
+    .option("--model <path[:id[:role,…]]>", "serve this GGUF file (repeatable)", collect)
+    .action(async (options: AgentFlags & { config?: string }) => {
+      const file = readConfig("agent", options.config);
+      const config = withOverrides(AgentConfigSchema, file, agentOverrides(file, options));
       const log = createLogger(config.log_level);
       const agent = await NodeAgent.start(config, log);
       await untilSignalled(log, () => agent.shutdown());
     });
-}
-
-/**
- * Runs `stop` on the first SIGINT or SIGTERM and resolves when it is done. A second signal
- * exits at once; servers still die with us through their death signal.
- */
-export function untilSignalled(
-  log: { warn(msg: string): void },
-  stop: () => Promise<void>,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn(`${signal} again: exiting now`);
-        process.exit(130);
-      }
-      stopping = true;
-      stop().then(resolve, reject);
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
 }

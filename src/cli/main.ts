@@ -3,6 +3,9 @@ import { VERSION } from "../core/version.js";
 import { ConfigError } from "../core/config/config-error.js";
 import { agentCommand } from "./agent-command.js";
 import { configCommand } from "./config-command.js";
+import { gatewayCommand } from "./gateway-command.js";
+import { statusCommand } from "./status-command.js";
+import { upCommand } from "./up-command.js";
 import { EXIT } from "./exit-codes.js";
 
 /** Entry point of the `rolemesh` CLI; `argv` as in `process.argv`. */
@@ -12,7 +15,10 @@ export async function main(argv: string[]): Promise<void> {
     .version(VERSION)
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) });
+  program.addCommand(upCommand());
   program.addCommand(agentCommand());
+  program.addCommand(gatewayCommand());
+  program.addCommand(statusCommand());
   program.addCommand(configCommand());
   try {
     await program.parseAsync(argv);

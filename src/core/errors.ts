@@ -10,6 +10,7 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string }> = {
   forbidden: { status: 403, type: "permission_error" },
   not_found: { status: 404, type: "not_found_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
+  unknown_node: { status: 404, type: "not_found_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   request_too_large: { status: 413, type: "invalid_request_error" },
   rate_limited: { status: 429, type: "rate_limit_error" },
@@ -63,9 +64,9 @@ export class RoleMeshError extends Error {
   }
 }
 
-/** The status an error code is answered with. */
-export function statusOf(code: ErrorCode): number {
-  return ERROR_TABLE[code].status;
+/** True for the codes of SPEC §7, so an error relayed from another RoleMesh process keeps its code. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === "string" && Object.hasOwn(ERROR_TABLE, code);
 }
 
 /** Wraps anything thrown into a RoleMeshError; unknown failures become `internal_error`. */

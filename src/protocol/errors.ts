@@ -17,6 +17,7 @@ export type ErrorCode =
   | "forbidden"
   | "not_found"
   | "model_not_found"
+  | "unknown_node"
   | "method_not_allowed"
   | "request_too_large"
   | "rate_limited"

@@ -1,6 +1,6 @@
 import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../agent-config.js";
-import { expandHome } from "../agent-config.js";
+import { expandHome } from "../../core/paths.js";
 import type { LaunchSpec } from "../supervisor/server-process.js";
 import type { Engine } from "./engine.js";
 

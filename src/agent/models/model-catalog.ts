@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import type { Logger } from "pino";
 import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../agent-config.js";
-import { expandHome } from "../agent-config.js";
+import { expandHome } from "../../core/paths.js";
 import type { GgufHeader } from "./gguf.js";
 import { readGgufHeader } from "./gguf.js";
 import type { MemoryEstimate } from "./memory-estimate.js";

@@ -16,6 +16,8 @@ export interface Route {
   path: string;
   /** Answered without credentials (e.g. `/healthz`). */
   public?: boolean;
+  /** Which credentials a non-public route needs, for servers that have several kinds. */
+  access?: string;
   handle(ctx: RequestContext): Promise<void> | void;
 }
 
@@ -85,8 +87,8 @@ function decodeSegment(segment: string): string {
 
 export interface DispatchOptions {
   router: Router;
-  /** Throws `invalid_api_key` when the request may not use a non-public route. */
-  authorize(req: IncomingMessage): void;
+  /** Throws `invalid_api_key` (or `forbidden`) when the request may not use a non-public route. */
+  authorize(req: IncomingMessage, route: Route): void;
   /** Called for errors that were not answered as a RoleMeshError (bugs). */
   onUnexpected(err: unknown, req: IncomingMessage): void;
 }
@@ -98,7 +100,7 @@ export function dispatcher(options: DispatchOptions) {
       try {
         const url = new URL(req.url ?? "/", "http://localhost");
         const { route, params } = options.router.match(req.method ?? "GET", url.pathname);
-        if (!route.public) options.authorize(req);
+        if (!route.public) options.authorize(req, route);
         await route.handle({ req, res, url, params });
       } catch (err) {
         if (!(err instanceof RoleMeshError)) options.onUnexpected(err, req);

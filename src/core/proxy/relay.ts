@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import { RoleMeshError } from "../errors.js";
+import { isErrorCode, RoleMeshError } from "../errors.js";
 
 export interface RelayOptions {
   /** Where to send the request: a pool bound to the upstream's origin. */
@@ -16,6 +16,8 @@ export interface RelayOptions {
   deadlineMs: number;
   /** Extra response headers, e.g. which node answered. */
   responseHeaders?: Record<string, string>;
+  /** Extra request headers, e.g. the upstream's own bearer token. */
+  requestHeaders?: Record<string, string>;
 }
 
 export interface RelayResult {
@@ -53,22 +55,21 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
       headers: {
         "content-type": "application/json",
         accept: "application/json, text/event-stream",
+        ...options.requestHeaders,
       },
       body: options.body,
       signal,
     });
   } catch (err) {
     if (clientGone.aborted) return { status: 499, complete: false };
-    throw new RoleMeshError(
-      "upstream_error",
-      `the inference server did not answer: ${failure(err)}`,
-      { cause: err },
-    );
+    throw new UpstreamUnreachableError(`the upstream did not answer: ${failure(err)}`, {
+      cause: err,
+    });
   }
 
   if (answer.statusCode >= 400) {
     const text = await answer.body.text().catch((err: unknown) => failure(err));
-    throw upstreamFailure(answer.statusCode, text);
+    throw upstreamFailure(answer.statusCode, text, answer.headers["retry-after"]);
   }
 
   const contentType = String(answer.headers["content-type"] ?? "application/json");
@@ -115,16 +116,45 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
 }
 
 /**
- * Maps an upstream error answer to ours. llama-server uses numeric codes and some statuses
+ * Failed before any answer: connection refused or reset, or the deadline passed first. Nothing
+ * reached the client yet, so a caller may try another upstream.
+ */
+export class UpstreamUnreachableError extends RoleMeshError {
+  override readonly name = "UpstreamUnreachableError";
+
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super("upstream_error", message, options);
+  }
+}
+
+/**
+ * Maps an upstream error answer to ours. Another RoleMesh process (an agent behind a gateway)
+ * answers with our own codes, which are kept; llama-server uses numeric codes and statuses
  * SPEC §7 does not (500 for malformed JSON, 501 for embeddings that are off).
  */
-export function upstreamFailure(status: number, text: string): RoleMeshError {
+export function upstreamFailure(
+  status: number,
+  text: string,
+  retryAfter?: string | string[],
+): RoleMeshError {
   let message = text.trim().slice(0, 500) || `status ${status}`;
   let type: string | undefined;
+  let code: unknown;
   try {
-    const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown } };
+    const parsed = JSON.parse(text) as {
+      error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown };
+    };
     if (typeof parsed.error?.message === "string") message = parsed.error.message;
     if (typeof parsed.error?.type === "string") type = parsed.error.type;
+    code = parsed.error?.code;
+    if (isErrorCode(code)) {
+      const param = typeof parsed.error?.param === "string" ? parsed.error.param : undefined;
+      const retryAfterS = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+      return new RoleMeshError(code, message, {
+        ...(param ? { param } : {}),
+        ...(Number.isFinite(retryAfterS) && retryAfterS > 0 ? { retryAfterS } : {}),
+      });
+    }
   } catch {
     // not JSON: keep the text
   }
@@ -140,10 +170,11 @@ export function upstreamFailure(status: number, text: string): RoleMeshError {
     return new RoleMeshError("invalid_request", message, { type });
   }
   // Never pass an upstream's "Loading model" on: to clients the server is simply not ready yet.
-  if (status === 503)
+  if (status === 503) {
     return new RoleMeshError("no_capacity", "the inference server is not ready; retry shortly", {
       retryAfterS: 1,
     });
+  }
   return new RoleMeshError("upstream_error", `the inference server answered ${status}: ${message}`);
 }
 

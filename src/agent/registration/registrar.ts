@@ -1,0 +1,138 @@
+import type { Logger } from "pino";
+import { RoleMeshError } from "../../core/errors.js";
+import type { MessageOrder, NodeSnapshot, RegisterRequest } from "../../protocol/registry.js";
+import type { RegistryClient } from "./registry-client.js";
+
+export interface RegistrarOptions {
+  client: RegistryClient;
+  nodeId: string;
+  /** The agent's full descriptor, without node id, ordering fields and snapshot. */
+  describe(): Omit<RegisterRequest, keyof MessageOrder | "snapshot" | "node_id">;
+  snapshot(): NodeSnapshot;
+  log: Logger;
+  /** Used until the gateway says otherwise in its registration answer. */
+  heartbeatIntervalS: number;
+}
+
+const MIN_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Keeps an agent registered with its gateway (SPEC §7.2): registers, heartbeats every
+ * interval, registers again at once when the gateway forgot the node (`unknown_node`, e.g.
+ * after a gateway restart), and backs off with jitter (1 s to 30 s) while the gateway cannot be
+ * reached. The agent serves local requests all along; this only reports.
+ */
+export class Registrar {
+  readonly #options: RegistrarOptions;
+  /** Orders this agent process's messages (SPEC: a replayed or late one never wins). */
+  readonly #startedAt = Date.now();
+  #sequence = 0;
+  #intervalMs: number;
+  #registered = false;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(options: RegistrarOptions) {
+    this.#options = options;
+    this.#intervalMs = options.heartbeatIntervalS * 1000;
+  }
+
+  get registered(): boolean {
+    return this.#registered;
+  }
+
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** Stops heartbeating and deregisters (best effort: a gateway that is away lets the lease expire). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    await this.#loop;
+    if (!this.#registered) return;
+    try {
+      await this.#options.client.deregister({
+        node_id: this.#options.describe().node_id,
+        ...this.#order(),
+      });
+      this.#options.log.info("deregistered from the gateway");
+    } catch (err) {
+      this.#options.log.warn(
+        { err: (err as Error).message },
+        "could not deregister; the gateway's lease will expire",
+      );
+    }
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      try {
+        if (this.#registered) await this.#heartbeat();
+        else await this.#register();
+        failures = 0;
+        await this.#sleep(this.#intervalMs);
+      } catch (err) {
+        if (err instanceof RoleMeshError && err.code === "unknown_node") {
+          this.#options.log.info("the gateway does not know this node; registering again");
+          this.#registered = false;
+          continue;
+        }
+        failures++;
+        const delay = backoff(failures);
+        this.#options.log.warn(
+          { err: (err as Error).message, retry_in_ms: delay },
+          this.#registered ? "heartbeat failed" : "registration failed",
+        );
+        await this.#sleep(delay);
+      }
+    }
+  }
+
+  async #register(): Promise<void> {
+    const answer = await this.#options.client.register({
+      node_id: this.#options.nodeId,
+      ...this.#options.describe(),
+      snapshot: this.#options.snapshot(),
+      ...this.#order(),
+    });
+    this.#registered = true;
+    this.#intervalMs = answer.heartbeat_interval_s * 1000;
+    this.#options.log.info(
+      { heartbeat_interval_s: answer.heartbeat_interval_s, lease_s: answer.lease_s },
+      "registered with the gateway",
+    );
+  }
+
+  async #heartbeat(): Promise<void> {
+    await this.#options.client.heartbeat({
+      node_id: this.#options.nodeId,
+      snapshot: this.#options.snapshot(),
+      ...this.#order(),
+    });
+  }
+
+  #order(): MessageOrder {
+    return { started_at: this.#startedAt, sequence: ++this.#sequence };
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+}
+
+/** Exponential backoff from 1 s to 30 s with jitter, so a fleet does not retry in step. */
+function backoff(failures: number): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** (failures - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}

@@ -1,0 +1,77 @@
+import { Command } from "commander";
+import { request } from "undici";
+import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
+import { RoleMeshError } from "../core/errors.js";
+import { upstreamFailure } from "../core/proxy/relay.js";
+
+/** `rolemesh status`: the fleet as a table, from a gateway's `/api/status`. */
+export function statusCommand(): Command {
+  return new Command("status")
+    .description("show the fleet: nodes, states, devices, models, queues")
+    .option("--gateway <url>", "gateway to ask", "http://127.0.0.1:8080")
+    .option("--key <key>", "client or admin key (default: ROLEMESH_ADMIN_KEY)")
+    .option("--json", "print the raw status JSON")
+    .action(async (options: { gateway: string; key?: string; json?: boolean }) => {
+      const key = options.key ?? process.env.ROLEMESH_ADMIN_KEY;
+      const url = `${options.gateway.replace(/\/+$/, "")}/api/status`;
+      let answer;
+      try {
+        answer = await request(url, {
+          headers: key ? { authorization: `Bearer ${key}` } : {},
+          headersTimeout: 10_000,
+        });
+      } catch (err) {
+        throw new RoleMeshError(
+          "upstream_error",
+          `cannot reach the gateway at ${options.gateway}: ${(err as Error).message}`,
+        );
+      }
+      const text = await answer.body.text();
+      if (answer.statusCode !== 200) throw upstreamFailure(answer.statusCode, text);
+      const status = JSON.parse(text) as StatusResponse;
+      console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    });
+}
+
+/** The status as an aligned text table, one row per node. */
+export function formatStatus(status: StatusResponse, now = Date.now()): string {
+  const header = ["NODE", "HOST", "STATE", "DEVICES", "MODELS", "QUEUE", "LAST SEEN"];
+  const rows = status.peers.map((peer) => row(peer, now));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((cells) => cells[column]?.length ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join("  ")
+      .trimEnd();
+  const summary = `gateway ${status.gateway.url} · ${status.peers.length} node${status.peers.length === 1 ? "" : "s"} · local ${status.node_state}`;
+  return [summary, "", line(header), ...rows.map(line)].join("\n");
+}
+
+function row(peer: PeerStatus, now: number): string[] {
+  const devices = peer.devices
+    .map((device) => {
+      const metrics = device.metrics;
+      const memory = metrics ? ` ${gib(metrics.vram_used_mb)}/${gib(metrics.vram_total_mb)}G` : "";
+      return `${device.ref.id}${memory}`;
+    })
+    .join(", ");
+  const loaded = peer.models.filter((model) => model.loaded_on.length > 0).map((model) => model.id);
+  const queue = peer.devices.reduce(
+    (sum, device) => sum + device.queue.in_flight + device.queue.pending,
+    0,
+  );
+  const seen = Math.max(0, Math.round((now - Date.parse(peer.last_seen)) / 1000));
+  return [
+    peer.node_id,
+    peer.hostname,
+    peer.state,
+    devices || "-",
+    loaded.join(", ") || "-",
+    String(queue),
+    `${seen}s ago`,
+  ];
+}
+
+const gib = (mb: number) => (mb / 1024).toFixed(1);

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { isLoopbackHost } from "../core/net.js";
+
+/** A static client key from the config (SPEC §2.1 `api_keys`). */
+export const StaticKeySchema = z.strictObject({
+  name: z.string().min(1),
+  key: z.string().min(16, "use at least 16 characters"),
+  /** Model ids or roles this key may use; `*` for all. */
+  models: z.array(z.string().min(1)).default(["*"]),
+  /** 0 = unlimited. */
+  requests_per_minute: z.int().min(0).default(0),
+});
+
+/** Gateway configuration (SPEC §2.1). */
+export const GatewayConfigSchema = z
+  .strictObject({
+    listen_host: z.string().min(1).default("127.0.0.1"),
+    listen_port: z.int().min(0).max(65535).default(8080),
+    state_dir: z.string().min(1).default("~/.rolemesh-gateway"),
+    join_token: z.string().default(""),
+    admin_key: z.string().default(""),
+    api_keys: z.array(StaticKeySchema).default([]),
+    heartbeat_interval_s: z.number().positive().default(5),
+    /** 0 = 3 x heartbeat_interval_s. */
+    lease_s: z.number().min(0).default(0),
+    max_attempts: z.int().min(1).default(3),
+    request_timeout_s: z.number().positive().default(600),
+    nats_url: z.string().default(""),
+    wakeable: z.array(z.unknown()).default([]),
+    /** Start on a non-loopback address without `join_token` (SPEC §2.2). */
+    allow_insecure: z.boolean().default(false),
+    /** Largest request body accepted, in MiB. */
+    max_body_mb: z.number().positive().default(8),
+    log_level: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
+  })
+  .superRefine((config, ctx) => {
+    if (!isLoopbackHost(config.listen_host) && config.join_token === "" && !config.allow_insecure) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["join_token"],
+        message:
+          `listen_host ${config.listen_host} is not a loopback address and join_token is empty: ` +
+          "anyone could register a node and receive users' prompts. Set join_token " +
+          "(or ROLEMESH_JOIN_TOKEN), or set allow_insecure: true if a firewall protects it",
+      });
+    }
+    const names = new Set<string>();
+    config.api_keys.forEach((key, index) => {
+      if (names.has(key.name)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["api_keys", index, "name"],
+          message: `duplicate key name "${key.name}"`,
+        });
+      }
+      names.add(key.name);
+    });
+  });
+
+export type GatewayConfig = z.output<typeof GatewayConfigSchema>;
+
+/** The lease after which a silent node leaves routing: `lease_s`, or three heartbeat intervals. */
+export function leaseSeconds(config: GatewayConfig): number {
+  return config.lease_s > 0 ? config.lease_s : 3 * config.heartbeat_interval_s;
+}

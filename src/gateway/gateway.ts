@@ -1,0 +1,193 @@
+import { once } from "node:events";
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Pool } from "undici";
+import { RoleMeshError } from "../core/errors.js";
+import { bearerToken, secretsEqual } from "../core/http/bearer.js";
+import { dispatcher, Router } from "../core/http/router.js";
+import type { Route } from "../core/http/router.js";
+import type { Logger } from "../core/logger.js";
+import { isLoopbackHost } from "../core/net.js";
+import { VERSION } from "../core/version.js";
+import type { LiveState } from "../protocol/inventory.js";
+import type { StatusResponse } from "../protocol/registry.js";
+import { expandHome } from "../core/paths.js";
+import type { ClientKey } from "./auth/client-keys.js";
+import { ClientKeys } from "./auth/client-keys.js";
+import { RateLimiter } from "./auth/rate-limiter.js";
+import type { GatewayConfig } from "./gateway-config.js";
+import { leaseSeconds } from "./gateway-config.js";
+import { gatewayRoutes } from "./http/gateway-routes.js";
+import { NodeRegistry, titleCase } from "./registry/node-registry.js";
+
+export interface GatewayOptions {
+  /** The live state of the process this gateway runs in (`rolemesh up`: its local agent). */
+  localState?: () => LiveState;
+}
+
+/** Which credentials a gateway route needs. */
+export type Access = "join" | "client" | "read" | "admin";
+
+/**
+ * The gateway (SPEC §7.2–7.4): the registry of live nodes, routing of OpenAI requests by model
+ * id or role, status and events for the console, client keys and the admin API.
+ */
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly registry: NodeRegistry;
+  readonly keys: ClientKeys;
+  readonly rateLimiter = new RateLimiter();
+  readonly startedAt = new Date();
+  readonly #server: Server;
+  readonly #pools = new Map<string, Pool>();
+  readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
+  readonly #events = new Set<ServerResponse>();
+  readonly #localState: () => LiveState;
+  #sweeper: NodeJS.Timeout | undefined;
+  #turn = 0;
+
+  private constructor(
+    config: GatewayConfig,
+    log: Logger,
+    keys: ClientKeys,
+    options: GatewayOptions,
+  ) {
+    this.config = config;
+    this.log = log;
+    this.keys = keys;
+    this.#localState = options.localState ?? (() => "client");
+    this.registry = new NodeRegistry({ leaseMs: leaseSeconds(config) * 1000 });
+    this.registry.on("event", (event) => {
+      if (event.type === "node_registered")
+        log.info({ node_id: event.node.node_id, url: event.node.agent_url }, "node registered");
+      if (event.type === "node_removed") {
+        log.info({ node_id: event.node_id, reason: event.reason }, "node removed");
+      }
+      const payload = `data: ${JSON.stringify(event)}\n\n`;
+      for (const client of this.#events) client.write(payload);
+    });
+    const router = new Router(gatewayRoutes(this));
+    this.#server = createServer(
+      dispatcher({
+        router,
+        authorize: (req, route) => this.#authorize(req, route),
+        onUnexpected: (err, req) =>
+          log.error({ err, method: req.method, url: req.url }, "request failed"),
+      }),
+    );
+  }
+
+  static async start(
+    config: GatewayConfig,
+    log: Logger,
+    options: GatewayOptions = {},
+  ): Promise<Gateway> {
+    const keys = await ClientKeys.open(expandHome(config.state_dir), config.api_keys);
+    const gateway = new Gateway(config, log, keys, options);
+    gateway.#server.listen(config.listen_port, config.listen_host);
+    await once(gateway.#server, "listening");
+    gateway.#sweeper = setInterval(() => gateway.registry.sweep(), 1000).unref();
+    const exposed = !isLoopbackHost(config.listen_host);
+    if (exposed && !keys.enabled)
+      log.warn("the OpenAI API is open to anyone who can reach this address: add api_keys");
+    if (exposed && !config.admin_key)
+      log.warn("the admin API is disabled on this address until admin_key is set");
+    log.info({ url: gateway.url, lease_s: leaseSeconds(config) }, "gateway listening");
+    return gateway;
+  }
+
+  get url(): string {
+    const address = this.#server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** The next rotation for breaking ties between equally good nodes. */
+  nextTurn(): number {
+    return this.#turn++;
+  }
+
+  status(): StatusResponse {
+    const state = this.#localState();
+    return {
+      gateway: { version: VERSION, url: this.url, started_at: this.startedAt.toISOString() },
+      node_state: state,
+      node_status: titleCase(state),
+      peers: this.registry.live().map((record) => this.registry.peerStatus(record)),
+      wakeable: [],
+    };
+  }
+
+  /** The client key a request was authenticated with (when keys are in use). */
+  clientKey(req: IncomingMessage): ClientKey | undefined {
+    return this.#clientKeyOf.get(req);
+  }
+
+  /** A connection pool to an agent, made on first use. */
+  poolFor(agentUrl: string): Pool {
+    let pool = this.#pools.get(agentUrl);
+    if (!pool) {
+      // Generations can run for minutes: the gateway keeps its own deadline (request_timeout_s).
+      pool = new Pool(agentUrl, { headersTimeout: 0, bodyTimeout: 0, connectTimeout: 5000 });
+      this.#pools.set(agentUrl, pool);
+    }
+    return pool;
+  }
+
+  /** Keeps an SSE client of `/api/events` until it leaves. */
+  addEventClient(res: ServerResponse): void {
+    this.#events.add(res);
+    res.once("close", () => this.#events.delete(res));
+  }
+
+  async shutdown(): Promise<void> {
+    clearInterval(this.#sweeper);
+    for (const client of this.#events) client.end();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    this.#server.closeAllConnections();
+    await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
+    await closed;
+    this.log.info("gateway stopped");
+  }
+
+  #authorize(req: IncomingMessage, route: Route): void {
+    const presented = bearerToken(req);
+    switch (route.access as Access) {
+      case "join":
+        if (this.config.join_token && !secretsEqual(presented, this.config.join_token)) {
+          throw new RoleMeshError("invalid_api_key", "missing or wrong join token");
+        }
+        return;
+      case "admin":
+        return this.#authorizeAdmin(presented);
+      case "read":
+        // Status and events hold no secrets; once keys exist they need one (client or admin).
+        if (!this.keys.enabled && !this.config.admin_key) return;
+        if (this.config.admin_key && secretsEqual(presented, this.config.admin_key)) return;
+        if (this.keys.authenticate(presented)) return;
+        throw new RoleMeshError("invalid_api_key", "a client key or the admin key is required");
+      default: {
+        if (!this.keys.enabled) return;
+        const key = this.keys.authenticate(presented);
+        if (!key) throw new RoleMeshError("invalid_api_key", "missing or unknown API key");
+        this.#clientKeyOf.set(req, key);
+      }
+    }
+  }
+
+  #authorizeAdmin(presented: string | undefined): void {
+    if (!this.config.admin_key) {
+      if (isLoopbackHost(this.config.listen_host)) return;
+      throw new RoleMeshError(
+        "forbidden",
+        "the admin API is disabled: this gateway listens on a non-loopback address and has no admin_key",
+      );
+    }
+    if (!secretsEqual(presented, this.config.admin_key)) {
+      throw new RoleMeshError("invalid_api_key", "missing or wrong admin key");
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Wire types between agents and gateways (SPEC §7.2, §7.4). snake_case: public JSON.
+ */
+import type { DeviceInventory, HostCapabilities, LiveState, ModelInventory } from "./inventory.js";
+
+/** What changes from one heartbeat to the next. */
+export interface NodeSnapshot {
+  state: LiveState;
+  devices: DeviceInventory[];
+  models: ModelInventory[];
+}
+
+/**
+ * Orders an agent's messages: `started_at` tells agent processes apart (a restarted agent
+ * starts over), `sequence` counts within one. A message that is not newer than what the
+ * gateway holds is ignored, so a late or replayed one never revives or rolls back a record.
+ */
+export interface MessageOrder {
+  started_at: number;
+  sequence: number;
+}
+
+export interface RegisterRequest extends MessageOrder {
+  node_id: string;
+  hostname: string;
+  /** Where the gateway reaches the agent's API. */
+  agent_url: string;
+  version: string;
+  capabilities: HostCapabilities;
+  labels: Record<string, string>;
+  /** The agent's bearer token, presented by the gateway on every call it makes to it. */
+  auth_token?: string;
+  snapshot: NodeSnapshot;
+}
+
+export interface RegisterResponse {
+  node_id: string;
+  heartbeat_interval_s: number;
+  lease_s: number;
+}
+
+export interface HeartbeatRequest extends MessageOrder {
+  node_id: string;
+  snapshot: NodeSnapshot;
+}
+
+export interface DeregisterRequest extends MessageOrder {
+  node_id: string;
+}
+
+/** A live node as `/api/status` shows it; never carries the agent's token. */
+export interface PeerStatus {
+  node_id: string;
+  hostname: string;
+  agent_url: string;
+  version: string;
+  labels: Record<string, string>;
+  state: LiveState;
+  capabilities: HostCapabilities;
+  devices: DeviceInventory[];
+  models: ModelInventory[];
+  registered_at: string;
+  last_seen: string;
+  /** Requests the gateway has in flight to this node. */
+  gateway_in_flight: number;
+}
+
+export interface StatusResponse {
+  gateway: { version: string; url: string; started_at: string };
+  node_state: LiveState;
+  /** `node_state` in Title Case, kept for older consumers. */
+  node_status: string;
+  peers: PeerStatus[];
+  wakeable: unknown[];
+}
+
+/** One message of `GET /api/events`. */
+export type RegistryEvent =
+  | { type: "status"; status: StatusResponse }
+  | { type: "node_registered" | "node_updated"; node: PeerStatus }
+  | { type: "node_removed"; node_id: string; reason: string };

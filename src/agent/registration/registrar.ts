@@ -55,7 +55,7 @@ export class Registrar {
     if (!this.#registered) return;
     try {
       await this.#options.client.deregister({
-        node_id: this.#options.describe().node_id,
+        node_id: this.#options.nodeId,
         ...this.#order(),
       });
       this.#options.log.info("deregistered from the gateway");

@@ -10,7 +10,7 @@ const EXAMPLE = "configs/node_agent.example.yaml";
 test("the shipped example config is valid once ROLEMESH_MODEL names a model file", async () => {
   const ok = await runCli(["config", "check", EXAMPLE], { ROLEMESH_MODEL: STORIES_MODEL });
   assert.equal(ok.code, 0, ok.stderr);
-  assert.equal(ok.stdout.trim(), `${EXAMPLE}: ok`);
+  assert.equal(ok.stdout.trim(), `${EXAMPLE}: ok (agent config)`);
   const missing = await runCli(["config", "check", EXAMPLE]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /node_agent\.example\.yaml:\d+:\d+: .*ROLEMESH_MODEL is not set/);

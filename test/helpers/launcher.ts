@@ -30,6 +30,8 @@ export interface LaunchOptions {
   stateDir?: string;
   /** Resolve once the process exited instead of waiting for it to listen. */
   expectExit?: boolean;
+  /** Extra command-line arguments. */
+  args?: string[];
 }
 
 export interface AgentProcess {
@@ -71,7 +73,6 @@ export async function tempDir(prefix = "rolemesh-test-"): Promise<string> {
 /** Starts `rolemesh agent` on a free port and waits until it listens. */
 export async function startAgent(options: LaunchOptions): Promise<AgentProcess> {
   const stateDir = options.stateDir ?? (await tempDir());
-  const configFile = join(stateDir, `agent-${started.length}.yaml`);
   const config = {
     listen_port: 0,
     state_dir: stateDir,
@@ -81,13 +82,57 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
     log_level: "debug",
     ...options.config,
   };
+  return launch("agent", config, stateDir, options, "node agent listening");
+}
+
+/** Starts `rolemesh gateway` (on a free port unless the config names one). */
+export async function startGateway(options: LaunchOptions): Promise<AgentProcess> {
+  const stateDir = options.stateDir ?? (await tempDir());
+  const config = { listen_port: 0, state_dir: stateDir, log_level: "debug", ...options.config };
+  return launch("gateway", config, stateDir, options, "gateway listening");
+}
+
+/** Starts `rolemesh up` with the given `gateway:` and `agent:` sections; `url` is the gateway's. */
+export async function startUp(options: LaunchOptions): Promise<AgentProcess> {
+  const stateDir = options.stateDir ?? (await tempDir());
+  const sections = options.config as { gateway?: object; agent?: object };
+  const config = {
+    gateway: {
+      listen_port: 0,
+      state_dir: join(stateDir, "gateway"),
+      log_level: "debug",
+      ...sections.gateway,
+    },
+    agent: {
+      listen_port: 0,
+      state_dir: join(stateDir, "agent"),
+      ...engineConfig(),
+      llama_server_probe_interval_s: 0.05,
+      ...sections.agent,
+    },
+  };
+  return launch("up", config, stateDir, options, "gateway listening");
+}
+
+async function launch(
+  command: "agent" | "gateway" | "up",
+  config: Record<string, unknown>,
+  stateDir: string,
+  options: LaunchOptions,
+  listeningMessage: string,
+): Promise<AgentProcess> {
+  const configFile = join(stateDir, `${command}-${started.length}.yaml`);
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const tag = `${process.pid}-${started.length}-${Date.now()}`;
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "agent", "--config", configFile], {
-    cwd: ROOT,
-    env: { ...process.env, ...options.env, [TAG_VARIABLE]: tag },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", CLI, command, "--config", configFile, ...(options.args ?? [])],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env, [TAG_VARIABLE]: tag },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   const output: string[] = [];
   const exited = once(child, "exit").then(([code, signal]) => ({
     code: code as number | null,
@@ -97,13 +142,13 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream! }).on("line", (line) => {
         output.push(line);
-        if (process.env.ROLEMESH_TEST_VERBOSE) console.log(`[agent ${child.pid}] ${line}`);
-        const url = parseListening(line);
+        if (process.env.ROLEMESH_TEST_VERBOSE) console.log(`[${command} ${child.pid}] ${line}`);
+        const url = parseListening(line, listeningMessage);
         if (url) resolve(url);
       });
     }
   });
-  const agent: AgentProcess = {
+  const handle: AgentProcess = {
     child,
     pid: child.pid ?? -1,
     url: "",
@@ -112,31 +157,30 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
     output,
     exited,
     json: async (path, init) => {
-      const res = await fetch(`${agent.url}${path}`, init);
+      const res = await fetch(`${handle.url}${path}`, init);
       return (await res.json()) as never;
     },
     signal: (signal) => child.kill(signal),
   };
-  started.push(agent);
+  started.push(handle);
   if (options.expectExit) {
     await exited;
-    return agent;
+    return handle;
   }
-  const result = await Promise.race([
+  handle.url = await Promise.race([
     listening,
     exited.then(({ code }) => {
-      throw new Error(`agent exited with ${code} before listening:\n${output.join("\n")}`);
+      throw new Error(`${command} exited with ${code} before listening:\n${output.join("\n")}`);
     }),
-    timeout(30_000, "agent did not start listening"),
+    timeout(30_000, `${command} did not start listening`),
   ]);
-  agent.url = result;
-  return agent;
+  return handle;
 }
 
-function parseListening(line: string): string | undefined {
+function parseListening(line: string, message: string): string | undefined {
   try {
     const entry = JSON.parse(line) as { msg?: string; url?: string };
-    return entry.msg === "node agent listening" ? entry.url : undefined;
+    return entry.msg === message ? entry.url : undefined;
   } catch {
     return undefined;
   }

@@ -82,7 +82,7 @@ export class Registrar {
           continue;
         }
         failures++;
-        const delay = backoff(failures);
+        const delay = backoff(failures, this.#intervalMs);
         this.#options.log.warn(
           { err: (err as Error).message, retry_in_ms: delay },
           this.#registered ? "heartbeat failed" : "registration failed",
@@ -131,8 +131,14 @@ export class Registrar {
   }
 }
 
-/** Exponential backoff from 1 s to 30 s with jitter, so a fleet does not retry in step. */
-function backoff(failures: number): number {
-  const ceiling = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** (failures - 1));
+/**
+ * Exponential backoff from 1 s to 30 s with jitter, so a fleet does not retry in step. It
+ * never waits longer than one heartbeat interval (nor less than 1 s): retrying no faster than
+ * heartbeats costs the gateway nothing extra, and a restarted gateway sees every node again
+ * within one interval of coming back.
+ */
+function backoff(failures: number, intervalMs: number): number {
+  const cap = Math.min(MAX_BACKOFF_MS, Math.max(MIN_BACKOFF_MS, intervalMs));
+  const ceiling = Math.min(cap, MIN_BACKOFF_MS * 2 ** (failures - 1));
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
 }

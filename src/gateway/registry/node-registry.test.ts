@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { RegisterRequest, RegistryEvent } from "../../protocol/registry.js";
+import { NodeRegistry } from "./node-registry.js";
+
+function registration(
+  nodeId: string,
+  order: { started_at: number; sequence: number },
+): RegisterRequest {
+  return {
+    node_id: nodeId,
+    hostname: "h",
+    agent_url: "http://127.0.0.1:9/",
+    version: "0",
+    capabilities: {} as RegisterRequest["capabilities"],
+    labels: {},
+    auth_token: "agent-secret",
+    snapshot: { state: "standby", devices: [], models: [] },
+    ...order,
+  };
+}
+
+test("a short blip never removes a node; a lease without heartbeats does", () => {
+  let now = 0;
+  const registry = new NodeRegistry({ leaseMs: 3000, now: () => now });
+  registry.register(registration("a", { started_at: 1, sequence: 1 }));
+  now = 2900; // one or two heartbeats missed
+  registry.sweep();
+  assert.equal(registry.live().length, 1);
+  now = 3100;
+  registry.sweep();
+  assert.equal(registry.live().length, 0);
+});
+
+test("messages older than the held ones change nothing; a restarted agent starts over", () => {
+  const registry = new NodeRegistry({ leaseMs: 3000 });
+  registry.register(registration("a", { started_at: 10, sequence: 3 }));
+  const snapshot = { state: "serving" as const, devices: [], models: [] };
+  assert.equal(
+    registry.heartbeat({ node_id: "a", started_at: 10, sequence: 3, snapshot }),
+    "stale",
+  );
+  assert.equal(
+    registry.heartbeat({ node_id: "a", started_at: 10, sequence: 4, snapshot }),
+    "accepted",
+  );
+  assert.equal(
+    registry.heartbeat({ node_id: "a", started_at: 9, sequence: 99, snapshot }),
+    "stale",
+  );
+  assert.equal(
+    registry.register(registration("a", { started_at: 11, sequence: 1 })),
+    true,
+    "a new agent process",
+  );
+  assert.equal(
+    registry.heartbeat({ node_id: "b", started_at: 1, sequence: 1, snapshot }),
+    "unknown",
+  );
+});
+
+test("a deregistered node is not revived by a replayed registration", () => {
+  const registry = new NodeRegistry({ leaseMs: 3000 });
+  registry.register(registration("a", { started_at: 10, sequence: 1 }));
+  assert.equal(registry.deregister({ node_id: "a", started_at: 10, sequence: 2 }), true);
+  assert.equal(registry.register(registration("a", { started_at: 10, sequence: 1 })), false);
+  assert.equal(registry.register(registration("a", { started_at: 10, sequence: 3 })), true);
+});
+
+test("repeated connection failures take a node out; status never shows the agent's token", () => {
+  const registry = new NodeRegistry({ leaseMs: 3000, maxConnectFailures: 2 });
+  const events: RegistryEvent[] = [];
+  registry.on("event", (event) => events.push(event));
+  registry.register(registration("a", { started_at: 1, sequence: 1 }));
+  const record = registry.get("a");
+  assert.equal(record?.agentUrl, "http://127.0.0.1:9");
+  assert.ok(record && !JSON.stringify(registry.peerStatus(record)).includes("agent-secret"));
+  registry.connectFailed("a");
+  assert.equal(registry.live().length, 1);
+  registry.connectFailed("a");
+  assert.equal(registry.live().length, 0);
+  assert.deepEqual(
+    events.map((event) => event.type),
+    ["node_registered", "node_removed"],
+  );
+});

@@ -71,3 +71,23 @@ test("rolemesh-node-agent is an alias of rolemesh agent", async () => {
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /Usage: rolemesh agent/);
 });
+
+test("the gateway and up example configs are checked as what they are", async () => {
+  const gateway = await runCli(["config", "check", "configs/gateway.example.yaml"]);
+  assert.equal(gateway.code, 0, gateway.stderr);
+  assert.match(gateway.stdout, /ok \(gateway config\)/);
+  const up = await runCli(["config", "check", "configs/rolemesh.example.yaml"], {
+    ROLEMESH_MODEL: STORIES_MODEL,
+  });
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stdout, /ok \(up config\)/);
+});
+
+test("a gateway on a LAN address without join_token refuses to start, saying why", async () => {
+  const result = await runCli(["gateway", "--listen", "0.0.0.0:0"]);
+  assert.equal(result.code, 2);
+  assert.match(
+    result.stderr,
+    /join_token: listen_host 0\.0\.0\.0 is not a loopback address and join_token is empty/,
+  );
+});

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { StatusResponse } from "../src/protocol/registry.js";
-import { assertError, postJson } from "./helpers/http-client.js";
+import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
   startAgent,
@@ -139,6 +139,30 @@ describe("one gateway, three agents", () => {
     );
   });
 
+  test("streams pass through the gateway chunk by chunk; /api/events streams registry changes", async () => {
+    const streamed = await postStream(`${gateway.url}/v1/chat/completions`, {
+      ...chat("chat"),
+      stream: true,
+      max_tokens: 8,
+    });
+    assert.equal(streamed.status, 200);
+    assert.equal(streamed.headers["x-accel-buffering"], "no");
+    assert.equal(streamed.events.at(-1), "[DONE]");
+    assert.ok(streamed.chunks.length > 2);
+
+    const controller = new AbortController();
+    const res = await fetch(`${gateway.url}/api/events`, { signal: controller.signal });
+    assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes('"type":"node_updated"')) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    controller.abort();
+    assert.match(text, /^data: \{"type":"status","status":\{/);
+  });
+
   test("wrong join token: 401 and nothing stored; replayed and late messages change nothing", async () => {
     const base = {
       node_id: "ghost",
@@ -248,6 +272,7 @@ describe("client keys", () => {
     const gateway = await startGateway({
       config: {
         join_token: JOIN_TOKEN,
+        admin_key: "admin-key-0123456789",
         api_keys: [
           {
             name: "limited",
@@ -285,10 +310,18 @@ describe("client keys", () => {
     assertError(limited, 429, "rate_limited");
     assert.ok(Number(limited.headers["retry-after"]) >= 1);
 
-    const created = await postJson<{ key: string; name: string }>(`${gateway.url}/api/keys`, {
-      name: "script",
-      models: ["stories"],
-    });
+    const newKey = { name: "script", models: ["stories"] };
+    assertError(await postJson(`${gateway.url}/api/keys`, newKey), 401, "invalid_api_key");
+    assertError(
+      await postJson(`${gateway.url}/api/keys`, newKey, as("k-everything-0123456789")),
+      401,
+      "invalid_api_key",
+    );
+    const created = await postJson<{ key: string; name: string }>(
+      `${gateway.url}/api/keys`,
+      newKey,
+      as("admin-key-0123456789"),
+    );
     assert.equal(created.status, 201, created.text);
     assert.equal((await postJson(url, chat("stories"), as(created.body.key))).status, 200);
     const stored = await readFile(join(gateway.stateDir, "keys.json"), "utf8");

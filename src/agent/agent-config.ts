@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
-import { isLoopbackHost } from "../core/net.js";
+import { checkBinding } from "../core/config/binding-check.js";
 import { expandHome } from "../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
@@ -88,16 +88,16 @@ export const AgentConfigSchema = z
       }
       seen.add(model.model_id);
     });
-    if (!isLoopbackHost(config.listen_host) && config.auth_token === "" && !config.allow_insecure) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["auth_token"],
-        message:
-          `listen_host ${config.listen_host} is not a loopback address and auth_token is empty: ` +
-          "anyone who can reach it could run models and read prompts. Set auth_token " +
-          "(or ROLEMESH_TOKEN), or set allow_insecure: true if a firewall protects it",
-      });
-    }
+    checkBinding(
+      {
+        ...config,
+        secretKey: "auth_token",
+        secret: config.auth_token,
+        envVariable: "ROLEMESH_TOKEN",
+        risk: "anyone who can reach it could run models and read prompts",
+      },
+      ctx,
+    );
   });
 
 export type AgentConfig = z.output<typeof AgentConfigSchema>;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isLoopbackHost } from "../core/net.js";
+import { checkBinding } from "../core/config/binding-check.js";
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
 export const StaticKeySchema = z.strictObject({
@@ -36,16 +36,16 @@ export const GatewayConfigSchema = z
       .default("info"),
   })
   .superRefine((config, ctx) => {
-    if (!isLoopbackHost(config.listen_host) && config.join_token === "" && !config.allow_insecure) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["join_token"],
-        message:
-          `listen_host ${config.listen_host} is not a loopback address and join_token is empty: ` +
-          "anyone could register a node and receive users' prompts. Set join_token " +
-          "(or ROLEMESH_JOIN_TOKEN), or set allow_insecure: true if a firewall protects it",
-      });
-    }
+    checkBinding(
+      {
+        ...config,
+        secretKey: "join_token",
+        secret: config.join_token,
+        envVariable: "ROLEMESH_JOIN_TOKEN",
+        risk: "anyone could register a node and receive users' prompts",
+      },
+      ctx,
+    );
     const names = new Set<string>();
     config.api_keys.forEach((key, index) => {
       if (names.has(key.name)) {

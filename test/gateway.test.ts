@@ -225,8 +225,8 @@ describe("one gateway, three agents", () => {
       10_000,
     );
     const took = Date.now() - back;
-    // One interval, plus the time one heartbeat round trip and registration take.
-    assert.ok(took <= HEARTBEAT_S * 1000 + 500, `all back after ${took} ms`);
+    // One interval, plus a heartbeat round trip and a registration on a loaded 2-core machine.
+    assert.ok(took <= HEARTBEAT_S * 1000 + 1000, `all back after ${took} ms`);
   });
 
   test("an agent SIGKILLed under steady requests: no request fails; it leaves peers after the lease", async () => {

@@ -71,6 +71,8 @@ export class NodeAgent {
   #shutdown: Promise<void> | undefined;
   #draining = false;
   #registrar: Registrar | undefined;
+  /** The live state last reported to the gateway (a change is reported at once). */
+  #reportedState: LiveState | undefined;
   /** Set while shutdown waits for the queues to empty; called on every queue change. */
   #whenIdle: (() => void) | undefined;
 
@@ -107,9 +109,10 @@ export class NodeAgent {
             parts.catalog.get(model.model_id)?.sizeBytes ?? null,
           ),
       });
-      const queue = new DeviceQueue(config.max_pending_requests_per_device, () =>
-        this.#whenIdle?.(),
-      );
+      const queue = new DeviceQueue(config.max_pending_requests_per_device, () => {
+        this.#whenIdle?.();
+        this.#noticeLiveState();
+      });
       const metrics = parts.metrics.get(ref.id) ?? null;
       return { ref, supervisor, queue, metrics, measuredAt: Date.now() };
     });
@@ -200,16 +203,34 @@ export class NodeAgent {
         };
       },
       snapshot: () => {
-        const { state, devices, models } = this.inventory();
+        const { state, draining, devices, models } = this.inventory();
         // The heartbeat carries only the newest log lines; the full tail is in the inventory.
         return {
           state,
+          draining,
           models,
           devices: devices.map((device) => ({ ...device, log_tail: device.log_tail.slice(-20) })),
         };
       },
     });
+    // A server changing state is news for the gateway (and its console) now, not at the next
+    // heartbeat; so is a queue change that turns the node's live state.
+    for (const device of this.scheduler.devices) {
+      device.supervisor.on("state", () => {
+        this.#reportedState = this.liveState();
+        this.#registrar?.nudge();
+      });
+    }
+    this.#reportedState = this.liveState();
     this.#registrar.start();
+  }
+
+  #noticeLiveState(): void {
+    if (!this.#registrar) return;
+    const state = this.liveState();
+    if (state === this.#reportedState) return;
+    this.#reportedState = state;
+    this.#registrar.nudge();
   }
 
   /**
@@ -234,6 +255,28 @@ export class NodeAgent {
 
   get draining(): boolean {
     return this.#draining;
+  }
+
+  /**
+   * Stops taking new requests (503 `shutting_down`, so a gateway tries the next node) while
+   * admitted ones finish; the node stays up and registered until `resume()`.
+   */
+  drain(): void {
+    if (this.#draining) return;
+    this.log.info("draining: new requests are refused, admitted ones finish");
+    this.#draining = true;
+    this.#registrar?.nudge();
+  }
+
+  /** Takes requests again after `drain()`. A shutdown in progress cannot be resumed. */
+  resume(): void {
+    if (!this.#draining) return;
+    if (this.#shutdown) {
+      throw new RoleMeshError("shutting_down", "the node is shutting down and cannot resume");
+    }
+    this.log.info("resumed: taking requests again");
+    this.#draining = false;
+    this.#registrar?.nudge();
   }
 
   /** The configured model named by `name`: a model id first, else the first model with that role. */
@@ -289,6 +332,7 @@ export class NodeAgent {
       node_id: this.nodeId,
       hostname: capabilities.hostname,
       state: this.liveState(),
+      draining: this.#draining,
       capabilities,
       backend: this.#backend.name,
       engine: this.#engine.name,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { checkBinding } from "../core/config/binding-check.js";
+import { WakeableEntrySchema } from "./wakeable/wakeable-entries.js";
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
 export const StaticKeySchema = z.strictObject({
@@ -26,7 +27,8 @@ export const GatewayConfigSchema = z
     max_attempts: z.int().min(1).default(3),
     request_timeout_s: z.number().positive().default(600),
     nats_url: z.string().default(""),
-    wakeable: z.array(z.unknown()).default([]),
+    /** Capacity that can be woken (SPEC §11); shown apart, never routed to. */
+    wakeable: z.array(WakeableEntrySchema).default([]),
     /** Start on a non-loopback address without `join_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
     /** Largest request body accepted, in MiB. */
@@ -56,6 +58,17 @@ export const GatewayConfigSchema = z
         });
       }
       names.add(key.name);
+    });
+    const ids = new Set<string>();
+    config.wakeable.forEach((entry, index) => {
+      if (ids.has(entry.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["wakeable", index, "id"],
+          message: `duplicate wakeable id "${entry.id}"`,
+        });
+      }
+      ids.add(entry.id);
     });
   });
 

@@ -11,15 +11,17 @@ import type { Logger } from "../core/logger.js";
 import { isLoopbackHost } from "../core/net.js";
 import { VERSION } from "../core/version.js";
 import type { LiveState } from "../protocol/inventory.js";
-import type { StatusResponse } from "../protocol/registry.js";
+import type { RegistryEvent, StatusResponse } from "../protocol/registry.js";
 import { expandHome } from "../core/paths.js";
 import type { ClientKey } from "./auth/client-keys.js";
 import { ClientKeys } from "./auth/client-keys.js";
 import { RateLimiter } from "./auth/rate-limiter.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { leaseSeconds } from "./gateway-config.js";
+import { ConsoleAssets } from "./http/console-assets.js";
 import { gatewayRoutes } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
+import { WakeableEntries } from "./wakeable/wakeable-entries.js";
 
 export interface GatewayOptions {
   /** The live state of the process this gateway runs in (`rolemesh up`: its local agent). */
@@ -38,6 +40,7 @@ export class Gateway {
   readonly log: Logger;
   readonly registry: NodeRegistry;
   readonly keys: ClientKeys;
+  readonly wakeable: WakeableEntries;
   readonly rateLimiter = new RateLimiter();
   readonly startedAt = new Date();
   readonly #server: Server;
@@ -45,19 +48,23 @@ export class Gateway {
   readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
   readonly #events = new Set<ServerResponse>();
   readonly #localState: () => LiveState;
+  /** The local state last told to event clients, to announce changes. */
+  #announcedState: LiveState;
   #sweeper: NodeJS.Timeout | undefined;
   #turn = 0;
 
   private constructor(
     config: GatewayConfig,
     log: Logger,
-    keys: ClientKeys,
+    parts: { keys: ClientKeys; wakeable: WakeableEntries; console: ConsoleAssets },
     options: GatewayOptions,
   ) {
     this.config = config;
     this.log = log;
-    this.keys = keys;
+    this.keys = parts.keys;
+    this.wakeable = parts.wakeable;
     this.#localState = options.localState ?? (() => "client");
+    this.#announcedState = this.#localState();
     this.registry = new NodeRegistry({ leaseMs: leaseSeconds(config) * 1000 });
     this.registry.on("event", (event) => {
       if (event.type === "node_registered")
@@ -65,10 +72,25 @@ export class Gateway {
       if (event.type === "node_removed") {
         log.info({ node_id: event.node_id, reason: event.reason }, "node removed");
       }
-      const payload = `data: ${JSON.stringify(event)}\n\n`;
-      for (const client of this.#events) client.write(payload);
+      this.#broadcast(event);
+      // In `rolemesh up` the local agent is also a registered node: its changes arrive here.
+      const state = this.#localState();
+      if (state !== this.#announcedState) {
+        this.#announcedState = state;
+        this.#broadcast({ type: "gateway_state", node_state: state });
+      }
+      // A wakeable entry shows as awake while the node it becomes is registered.
+      const nodeId =
+        event.type === "node_removed"
+          ? event.node_id
+          : event.type === "node_registered"
+            ? event.node.node_id
+            : undefined;
+      if (nodeId && this.wakeableStatus().some((entry) => entry.node_id === nodeId))
+        this.#broadcastWakeable();
     });
-    const router = new Router(gatewayRoutes(this));
+    this.wakeable.on("change", () => this.#broadcastWakeable());
+    const router = new Router([...gatewayRoutes(this), ...parts.console.routes()]);
     this.#server = createServer(
       dispatcher({
         router,
@@ -84,8 +106,12 @@ export class Gateway {
     log: Logger,
     options: GatewayOptions = {},
   ): Promise<Gateway> {
-    const keys = await ClientKeys.open(expandHome(config.state_dir), config.api_keys);
-    const gateway = new Gateway(config, log, keys, options);
+    const stateDir = expandHome(config.state_dir);
+    const keys = await ClientKeys.open(stateDir, config.api_keys);
+    const wakeable = await WakeableEntries.open(stateDir, config.wakeable);
+    const console = await ConsoleAssets.load();
+    if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
+    const gateway = new Gateway(config, log, { keys, wakeable, console }, options);
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
     gateway.#sweeper = setInterval(() => gateway.registry.sweep(), 1000).unref();
@@ -116,8 +142,12 @@ export class Gateway {
       node_state: state,
       node_status: titleCase(state),
       peers: this.registry.live().map((record) => this.registry.peerStatus(record)),
-      wakeable: [],
+      wakeable: this.wakeableStatus(),
     };
+  }
+
+  wakeableStatus() {
+    return this.wakeable.status((nodeId) => this.registry.get(nodeId) !== undefined);
   }
 
   /** The client key a request was authenticated with (when keys are in use). */
@@ -140,6 +170,15 @@ export class Gateway {
   addEventClient(res: ServerResponse): void {
     this.#events.add(res);
     res.once("close", () => this.#events.delete(res));
+  }
+
+  #broadcast(event: RegistryEvent): void {
+    const payload = `data: ${JSON.stringify(event)}\n\n`;
+    for (const client of this.#events) client.write(payload);
+  }
+
+  #broadcastWakeable(): void {
+    this.#broadcast({ type: "wakeable", wakeable: this.wakeableStatus() });
   }
 
   async shutdown(): Promise<void> {
@@ -171,6 +210,8 @@ export class Gateway {
         throw new RoleMeshError("invalid_api_key", "a client key or the admin key is required");
       default: {
         if (!this.keys.enabled) return;
+        // The admin key also works as a client key with no limits (the console's playground).
+        if (this.config.admin_key && secretsEqual(presented, this.config.admin_key)) return;
         const key = this.keys.authenticate(presented);
         if (!key) throw new RoleMeshError("invalid_api_key", "missing or unknown API key");
         this.#clientKeyOf.set(req, key);

@@ -98,6 +98,8 @@ export interface NodeInventory {
   node_id: string;
   hostname: string;
   state: LiveState;
+  /** Refusing new requests while admitted ones finish (drain, or shutting down). */
+  draining: boolean;
   capabilities: HostCapabilities;
   backend: BackendName;
   engine: string;

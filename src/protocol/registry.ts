@@ -2,10 +2,13 @@
  * Wire types between agents and gateways (SPEC §7.2, §7.4). snake_case: public JSON.
  */
 import type { DeviceInventory, HostCapabilities, LiveState, ModelInventory } from "./inventory.js";
+import type { WakeableStatus } from "./wakeable.js";
 
 /** What changes from one heartbeat to the next. */
 export interface NodeSnapshot {
   state: LiveState;
+  /** Refusing new requests while admitted ones finish; optional for older agents. */
+  draining?: boolean;
   devices: DeviceInventory[];
   models: ModelInventory[];
 }
@@ -56,6 +59,7 @@ export interface PeerStatus {
   version: string;
   labels: Record<string, string>;
   state: LiveState;
+  draining: boolean;
   capabilities: HostCapabilities;
   devices: DeviceInventory[];
   models: ModelInventory[];
@@ -71,11 +75,15 @@ export interface StatusResponse {
   /** `node_state` in Title Case, kept for older consumers. */
   node_status: string;
   peers: PeerStatus[];
-  wakeable: unknown[];
+  /** Capacity that can be woken (SPEC §11); never in `peers` or routing. */
+  wakeable: WakeableStatus[];
 }
 
 /** One message of `GET /api/events`. */
 export type RegistryEvent =
   | { type: "status"; status: StatusResponse }
   | { type: "node_registered" | "node_updated"; node: PeerStatus }
-  | { type: "node_removed"; node_id: string; reason: string };
+  | { type: "node_removed"; node_id: string; reason: string }
+  | { type: "wakeable"; wakeable: WakeableStatus[] }
+  /** The gateway's own process changed state (`rolemesh up`: its local agent). */
+  | { type: "gateway_state"; node_state: LiveState };

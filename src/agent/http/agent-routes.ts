@@ -39,6 +39,22 @@ export function agentRoutes(agent: NodeAgent): Route[] {
     { method: "POST", path: "/v1/node/models/:id/load", handle: (ctx) => loadModel(agent, ctx) },
     {
       method: "POST",
+      path: "/v1/node/drain",
+      handle: ({ res }) => {
+        agent.drain();
+        sendJson(res, 200, drainState(agent));
+      },
+    },
+    {
+      method: "POST",
+      path: "/v1/node/resume",
+      handle: ({ res }) => {
+        agent.resume();
+        sendJson(res, 200, drainState(agent));
+      },
+    },
+    {
+      method: "POST",
       path: "/v1/node/models/:id/unload",
       handle: (ctx) => unloadModel(agent, ctx),
     },
@@ -117,6 +133,17 @@ async function serveMetrics(agent: NodeAgent, { res }: RequestContext): Promise<
   const text = await agent.metrics.text();
   res.writeHead(200, { "Content-Type": agent.metrics.contentType });
   res.end(text);
+}
+
+/** Whether the node takes requests, and what it still has in hand. */
+function drainState(agent: NodeAgent) {
+  const queues = agent.scheduler.devices.map((device) => device.queue.info());
+  return {
+    node_id: agent.nodeId,
+    draining: agent.draining,
+    in_flight: queues.reduce((sum, queue) => sum + queue.in_flight, 0),
+    pending: queues.reduce((sum, queue) => sum + queue.pending, 0),
+  };
 }
 
 /** `POST /v1/node/models/{id}/load` with optional `{device}`: answers once the server is ready. */

@@ -16,6 +16,7 @@ export interface RegistrarOptions {
 
 const MIN_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30_000;
+const NUDGE_DELAY_MS = 100;
 
 /**
  * Keeps an agent registered with its gateway (SPEC §7.2): registers, heartbeats every
@@ -31,7 +32,11 @@ export class Registrar {
   #intervalMs: number;
   #registered = false;
   #stopped = false;
+  /** Set by `nudge()`: the next heartbeat goes out without waiting for the interval. */
+  #nudged = false;
+  #waitingForInterval = false;
   #wake: (() => void) | undefined;
+  #shortenSleep: ((atMost: number) => void) | undefined;
   #loop: Promise<void> | undefined;
 
   constructor(options: RegistrarOptions) {
@@ -45,6 +50,19 @@ export class Registrar {
 
   start(): void {
     this.#loop ??= this.#run();
+  }
+
+  /**
+   * Sends a heartbeat soon (after NUDGE_DELAY_MS) instead of at the next interval, so a state
+   * change (a server starting, becoming ready, stopping) reaches the gateway and its console
+   * at once. The short delay lets what follows the change settle (a load releasing its queue
+   * turn) and coalesces bursts into one heartbeat; nudges during a backoff after failures do
+   * not shorten it.
+   */
+  nudge(): void {
+    if (!this.#registered || this.#nudged) return;
+    this.#nudged = true;
+    if (this.#waitingForInterval) this.#shortenSleep?.(NUDGE_DELAY_MS);
   }
 
   /** Stops heartbeating and deregisters (best effort: a gateway that is away lets the lease expire). */
@@ -71,10 +89,13 @@ export class Registrar {
     let failures = 0;
     while (!this.#stopped) {
       try {
+        this.#nudged = false;
         if (this.#registered) await this.#heartbeat();
         else await this.#register();
         failures = 0;
-        await this.#sleep(this.#intervalMs);
+        this.#waitingForInterval = true;
+        await this.#sleep(this.#nudged ? NUDGE_DELAY_MS : this.#intervalMs);
+        this.#waitingForInterval = false;
       } catch (err) {
         if (err instanceof RoleMeshError && err.code === "unknown_node") {
           this.#options.log.info("the gateway does not know this node; registering again");
@@ -121,12 +142,19 @@ export class Registrar {
 
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      let timer = setTimeout(done, ms);
+      const startedAt = Date.now();
       function done() {
         clearTimeout(timer);
         resolve();
       }
       this.#wake = done;
+      this.#shortenSleep = (atMost) => {
+        const left = ms - (Date.now() - startedAt);
+        if (left <= atMost) return;
+        clearTimeout(timer);
+        timer = setTimeout(done, atMost);
+      };
     });
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RoleMeshError } from "../../core/errors.js";
+import { readJsonFile, writeJsonFile } from "../../core/json-file.js";
 
 /** A client key as the gateway holds it: the secret only as its SHA-256. */
 export interface ClientKey {
@@ -48,11 +48,8 @@ export class ClientKeys {
     for (const key of staticKeys) {
       keys.#add({ ...withDefaults(key), source: "config", created_at: "", sha256: hash(key.key) });
     }
-    try {
-      const stored = JSON.parse(await readFile(keys.#file, "utf8")) as StoredKey[];
-      for (const key of stored) keys.#add({ ...key, source: "store" });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    for (const key of await readJsonFile<StoredKey[]>(keys.#file, [])) {
+      keys.#add({ ...key, source: "store" });
     }
     return keys;
   }
@@ -111,9 +108,7 @@ export class ClientKeys {
 
   async #save(): Promise<void> {
     const stored = [...this.#byHash.values()].filter((key) => key.source === "store");
-    await mkdir(join(this.#file, ".."), { recursive: true });
-    await writeFile(`${this.#file}.tmp`, JSON.stringify(stored, null, 2), { mode: 0o600 });
-    await rename(`${this.#file}.tmp`, this.#file);
+    await writeJsonFile(this.#file, stored);
   }
 }
 

@@ -13,7 +13,9 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "../../protocol/registry.js";
+import { sendCommand } from "../commands/agent-commands.js";
 import { keyAllows } from "../auth/client-keys.js";
+import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import type { Access, Gateway } from "../gateway.js";
 import { leaseSeconds } from "../gateway-config.js";
 import { fleetModels, rankNodes } from "../router/route-picker.js";
@@ -77,6 +79,30 @@ export function gatewayRoutes(gateway: Gateway): GatewayRoute[] {
       path: "/api/nodes",
       access: "admin",
       handle: ({ res }) => sendJson(res, 200, { nodes: gateway.status().peers }),
+    },
+    {
+      method: "POST",
+      path: "/api/nodes/:id/commands/:command",
+      access: "admin",
+      handle: (ctx) => nodeCommand(gateway, ctx),
+    },
+    {
+      method: "GET",
+      path: "/api/wakeable",
+      access: "admin",
+      handle: ({ res }) => sendJson(res, 200, { wakeable: gateway.wakeableStatus() }),
+    },
+    {
+      method: "POST",
+      path: "/api/wakeable",
+      access: "admin",
+      handle: (ctx) => putWakeable(gateway, ctx),
+    },
+    {
+      method: "DELETE",
+      path: "/api/wakeable/:id",
+      access: "admin",
+      handle: (ctx) => deleteWakeable(gateway, ctx),
     },
     {
       method: "GET",
@@ -274,6 +300,19 @@ function events(gateway: Gateway, { res }: RequestContext): void {
   gateway.addEventClient(res);
 }
 
+/** `POST /api/nodes/{id}/commands/{command}` (SPEC §10): sends the command, answers the node's result. */
+async function nodeCommand(gateway: Gateway, ctx: RequestContext): Promise<void> {
+  const nodeId = ctx.params.id ?? "";
+  const command = ctx.params.command ?? "";
+  const raw = await readBody(ctx.req, MIB);
+  const args = raw.length > 0 ? parseJsonObject(raw) : {};
+  const record = gateway.registry.get(nodeId);
+  if (!record) throw new RoleMeshError("unknown_node", `no live node "${nodeId}"`);
+  gateway.log.info({ node_id: nodeId, command, args, by: "admin" }, "node command");
+  const result = await sendCommand(record, command, args);
+  sendJson(ctx.res, 200, { node_id: nodeId, command, result });
+}
+
 const NewKeySchema = z.strictObject({
   name: z.string().min(1).max(100),
   models: z.array(z.string().min(1)).optional(),
@@ -293,4 +332,20 @@ async function deleteKey(gateway: Gateway, { res, params }: RequestContext): Pro
     throw new RoleMeshError("not_found", `no key named "${name}"`);
   gateway.log.info({ key_name: name }, "client key deleted");
   sendJson(res, 200, { deleted: name });
+}
+
+async function putWakeable(gateway: Gateway, ctx: RequestContext): Promise<void> {
+  const entry = await readJson(ctx, MIB, WakeableEntrySchema);
+  await gateway.wakeable.put(entry);
+  gateway.log.info({ wakeable_id: entry.id, by: "admin" }, "wakeable entry stored");
+  const stored = gateway.wakeableStatus().find((candidate) => candidate.id === entry.id);
+  sendJson(ctx.res, 201, stored);
+}
+
+async function deleteWakeable(gateway: Gateway, { res, params }: RequestContext): Promise<void> {
+  const id = params.id ?? "";
+  if (!(await gateway.wakeable.delete(id)))
+    throw new RoleMeshError("not_found", `no wakeable entry "${id}"`);
+  gateway.log.info({ wakeable_id: id, by: "admin" }, "wakeable entry deleted");
+  sendJson(res, 200, { deleted: id });
 }

@@ -164,6 +164,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       version: record.version,
       labels: record.labels,
       state: record.snapshot.state,
+      draining: record.snapshot.draining ?? false,
       capabilities: record.capabilities,
       devices: record.snapshot.devices,
       models: record.snapshot.models,

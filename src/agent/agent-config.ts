@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
+import { checkUnique } from "../core/config/unique-check.js";
 import { checkBinding } from "../core/config/binding-check.js";
 import { expandHome } from "../core/paths.js";
 
@@ -77,17 +78,7 @@ export const AgentConfigSchema = z
     models: z.array(ModelEntrySchema).default([]),
   })
   .superRefine((config, ctx) => {
-    const seen = new Set<string>();
-    config.models.forEach((model, index) => {
-      if (seen.has(model.model_id)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["models", index, "model_id"],
-          message: `duplicate model_id "${model.model_id}"`,
-        });
-      }
-      seen.add(model.model_id);
-    });
+    checkUnique(config.models, "models", "model_id", ctx);
     checkBinding(
       {
         ...config,

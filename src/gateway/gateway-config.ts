@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { checkBinding } from "../core/config/binding-check.js";
+import { checkUnique } from "../core/config/unique-check.js";
 import { WakeableEntrySchema } from "./wakeable/wakeable-entries.js";
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
@@ -48,28 +49,8 @@ export const GatewayConfigSchema = z
       },
       ctx,
     );
-    const names = new Set<string>();
-    config.api_keys.forEach((key, index) => {
-      if (names.has(key.name)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["api_keys", index, "name"],
-          message: `duplicate key name "${key.name}"`,
-        });
-      }
-      names.add(key.name);
-    });
-    const ids = new Set<string>();
-    config.wakeable.forEach((entry, index) => {
-      if (ids.has(entry.id)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["wakeable", index, "id"],
-          message: `duplicate wakeable id "${entry.id}"`,
-        });
-      }
-      ids.add(entry.id);
-    });
+    checkUnique(config.api_keys, "api_keys", "name", ctx);
+    checkUnique(config.wakeable, "wakeable", "id", ctx);
   });
 
 export type GatewayConfig = z.output<typeof GatewayConfigSchema>;

@@ -156,6 +156,54 @@ describe("gateway admin API and console", () => {
     );
   });
 
+  test("backend commands: list, install (idempotent, as an operation), stop, upgrade, delete", async () => {
+    const listed = await command("backend.list");
+    assert.equal(listed.status, 200, listed.text);
+    const backends = (listed.body as { result: { backends: { device: string; state: string }[] } })
+      .result.backends;
+    assert.deepEqual(
+      backends.map((b) => [b.device, b.state]),
+      [["cpu:0", "stopped"]],
+    );
+
+    const started = await command("backend.install", { model_id: "stories" });
+    assert.equal(started.status, 202, started.text);
+    const opId = (started.body as { op_id: string }).op_id;
+    const done = await waitUntil(async () => {
+      const op = await (
+        await fetch(`${gateway.url}/api/operations/${opId}`, { headers: admin })
+      ).json();
+      return (op as { state: string }).state === "running"
+        ? undefined
+        : (op as { state: string; result: { address: string } });
+    }, "backend.install to finish");
+    assert.equal(done.state, "succeeded");
+    assert.match(done.result.address, /^http:\/\/127\.0\.0\.1:\d+$/);
+
+    const again = await command("backend.install", { model_id: "stories" });
+    assert.equal(again.status, 200, "a running server answers at once");
+    assert.equal(
+      (again.body as { result: { address: string } }).result.address,
+      done.result.address,
+    );
+
+    const stopping = await command("backend.stop", {});
+    assert.equal(stopping.status, 202, stopping.text);
+    assert.deepEqual((stopping.body as { stopping: string[] }).stopping, ["cpu:0"]);
+    await waitUntil(
+      async () =>
+        (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0]?.server.state ===
+        "stopped",
+      "the server to stop",
+    );
+    assert.equal((await command("backend.upgrade")).status, 200);
+    const deleted = await command("backend.delete");
+    assert.deepEqual((deleted.body as { result: unknown }).result, {
+      stopped: [],
+      removed_files: [],
+    });
+  });
+
   test("wakeable entries: from the config, added, validated, kept across restarts", async () => {
     const first = await status();
     assert.deepEqual(

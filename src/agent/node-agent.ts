@@ -33,6 +33,8 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { DeviceSupervisor, startupTimeoutMs } from "./supervisor/device-supervisor.js";
 import { PidRecords } from "./supervisor/pid-records.js";
 import { Registrar } from "./registration/registrar.js";
+import { ModelManager } from "./models/model-manager.js";
+import { Operations } from "./operations/operations.js";
 import { HttpRegistryClient } from "./registration/registry-client.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
@@ -71,6 +73,11 @@ export class NodeAgent {
   #shutdown: Promise<void> | undefined;
   #draining = false;
   #registrar: Registrar | undefined;
+  #modelManager: ModelManager | undefined;
+  readonly operations: Operations;
+  /** Resolves when a `node.stop` command asked the agent to deregister and exit. */
+  readonly stopRequested: Promise<void>;
+  #requestStop: () => void = () => {};
   /** The live state last reported to the gateway (a change is reported at once). */
   #reportedState: LiveState | undefined;
   /** Set while shutdown waits for the queues to empty; called on every queue change. */
@@ -94,6 +101,8 @@ export class NodeAgent {
     this.#backend = backend;
     this.#engine = engine;
     this.catalog = parts.catalog;
+    this.operations = new Operations(parts.nodeId);
+    this.stopRequested = new Promise((resolve) => (this.#requestStop = resolve));
     const devices = parts.refs.map((ref): ManagedDevice => {
       const supervisor = new DeviceSupervisor({
         device: ref,
@@ -158,6 +167,15 @@ export class NodeAgent {
       metrics,
       pidRecords,
       catalog,
+    });
+    agent.#modelManager = await ModelManager.open({
+      stateDir,
+      models: config.models,
+      catalog,
+      operations: agent.operations,
+      log,
+      unload: (modelId) => agent.unload(modelId),
+      onChange: () => agent.#registrar?.nudge(),
     });
     await agent.#listen();
     agent.#metricsTimer = setInterval(
@@ -277,6 +295,70 @@ export class NodeAgent {
     this.log.info("resumed: taking requests again");
     this.#draining = false;
     this.#registrar?.nudge();
+  }
+
+  /** Installed models (SPEC §10); set once the agent has started. */
+  get modelManager(): ModelManager {
+    if (!this.#modelManager) throw new Error("the agent has not started");
+    return this.#modelManager;
+  }
+
+  /**
+   * Stops every server holding `modelId`, each once its device has drained (requests already
+   * admitted finish first). Answers the devices it was unloaded from.
+   */
+  async unload(modelId: string, signal?: AbortSignal): Promise<string[]> {
+    const devices = this.scheduler.devicesWith(modelId);
+    await Promise.all(
+      devices.map(async (device) => {
+        const lease = await device.queue.acquire(null, signal);
+        try {
+          if (device.supervisor.activeModel?.model_id === modelId) await device.supervisor.stop();
+        } finally {
+          lease.release();
+        }
+      }),
+    );
+    return devices.map((device) => device.ref.id);
+  }
+
+  /**
+   * Starts `name` (a model id or role) on `deviceId` or the device the scheduler picks, and
+   * resolves once its server is ready (SPEC §7.1 load).
+   */
+  async load(name: string, deviceId: string | undefined, signal?: AbortSignal) {
+    if (this.draining) {
+      throw new RoleMeshError("shutting_down", "this node is draining; load elsewhere", {
+        retryAfterS: 1,
+      });
+    }
+    const model = this.resolveModel(name);
+    const device = deviceId ? this.#findDevice(deviceId) : await this.chooseDevice(model);
+    this.scheduler.assertFits(model, device);
+    const reservation = await this.scheduler.reserve(device, model, signal);
+    reservation.lease.release();
+    return { model_id: model.model_id, device: device.ref.id, server: device.supervisor.info() };
+  }
+
+  #findDevice(id: string): ManagedDevice {
+    const device = this.scheduler.devices.find((candidate) => candidate.ref.id === id);
+    if (!device) {
+      const known = this.scheduler.devices.map((candidate) => candidate.ref.id).join(", ");
+      throw new RoleMeshError(
+        "invalid_request",
+        `no device "${id}" on this node (devices: ${known})`,
+        {
+          param: "device",
+        },
+      );
+    }
+    return device;
+  }
+
+  /** `node.stop`: the CLI shuts the agent down as on SIGTERM (deregister, stop, exit 0). */
+  requestStop(): void {
+    this.log.info("stop requested through the API");
+    this.#requestStop();
   }
 
   /** The configured model named by `name`: a model id first, else the first model with that role. */

@@ -23,6 +23,6 @@ export function agentCommand(): Command {
       const config = withOverrides(AgentConfigSchema, file, agentOverrides(file, options));
       const log = createLogger(config.log_level);
       const agent = await NodeAgent.start(config, log);
-      await untilSignalled(log, () => agent.shutdown());
+      await untilSignalled(log, () => agent.shutdown(), agent.stopRequested);
     });
 }

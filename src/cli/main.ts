@@ -6,7 +6,8 @@ import { configCommand } from "./config-command.js";
 import { gatewayCommand } from "./gateway-command.js";
 import { statusCommand } from "./status-command.js";
 import { upCommand } from "./up-command.js";
-import { EXIT } from "./exit-codes.js";
+import { CliExit, EXIT } from "./exit-codes.js";
+import { modelsCommand } from "./models-command.js";
 
 /** Entry point of the `rolemesh` CLI; `argv` as in `process.argv`. */
 export async function main(argv: string[]): Promise<void> {
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(agentCommand());
   program.addCommand(gatewayCommand());
   program.addCommand(statusCommand());
+  program.addCommand(modelsCommand());
   program.addCommand(configCommand());
   try {
     await program.parseAsync(argv);
@@ -30,6 +32,10 @@ export async function main(argv: string[]): Promise<void> {
 function report(err: unknown): number {
   if (err instanceof CommanderError) {
     return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (err instanceof CliExit) {
+    console.error(err.message);
+    return err.exitCode;
   }
   if (err instanceof ConfigError) {
     console.error(err.message);

@@ -1,8 +1,7 @@
 import { Command } from "commander";
-import { request } from "undici";
 import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
-import { RoleMeshError } from "../core/errors.js";
-import { upstreamFailure } from "../core/proxy/relay.js";
+import { ApiClient } from "../core/http/api-client.js";
+import { textTable } from "./text-table.js";
 
 /** `rolemesh status`: the fleet as a table, from a gateway's `/api/status`. */
 export function statusCommand(): Command {
@@ -13,22 +12,11 @@ export function statusCommand(): Command {
     .option("--json", "print the raw status JSON")
     .action(async (options: { gateway: string; key?: string; json?: boolean }) => {
       const key = options.key ?? process.env.ROLEMESH_ADMIN_KEY;
-      const url = `${options.gateway.replace(/\/+$/, "")}/api/status`;
-      let answer;
-      try {
-        answer = await request(url, {
-          headers: key ? { authorization: `Bearer ${key}` } : {},
-          headersTimeout: 10_000,
-        });
-      } catch (err) {
-        throw new RoleMeshError(
-          "upstream_error",
-          `cannot reach the gateway at ${options.gateway}: ${(err as Error).message}`,
-        );
-      }
-      const text = await answer.body.text();
-      if (answer.statusCode !== 200) throw upstreamFailure(answer.statusCode, text);
-      const status = JSON.parse(text) as StatusResponse;
+      const { body: status } = await new ApiClient(options.gateway, key).call<StatusResponse>(
+        "GET",
+        "/api/status",
+        { timeoutMs: 10_000 },
+      );
       console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
     });
 }
@@ -37,16 +25,8 @@ export function statusCommand(): Command {
 export function formatStatus(status: StatusResponse, now = Date.now()): string {
   const header = ["NODE", "HOST", "STATE", "DEVICES", "MODELS", "QUEUE", "LAST SEEN"];
   const rows = status.peers.map((peer) => row(peer, now));
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((cells) => cells[column]?.length ?? 0)),
-  );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-      .join("  ")
-      .trimEnd();
   const summary = `gateway ${status.gateway.url} · ${status.peers.length} node${status.peers.length === 1 ? "" : "s"} · local ${status.node_state}`;
-  return [summary, "", line(header), ...rows.map(line)].join("\n");
+  return [summary, "", textTable(header, rows)].join("\n");
 }
 
 function row(peer: PeerStatus, now: number): string[] {

@@ -61,10 +61,14 @@ export function upCommand(): Command {
         throw err;
       }
       const local = agent;
-      await untilSignalled(log, async () => {
-        await local.shutdown();
-        await gateway.shutdown();
-      });
+      await untilSignalled(
+        log,
+        async () => {
+          await local.shutdown();
+          await gateway.shutdown();
+        },
+        local.stopRequested,
+      );
     });
 }
 

@@ -20,6 +20,12 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string }> = {
   no_capacity: { status: 503, type: "server_error" },
   shutting_down: { status: 503, type: "server_error" },
   internal_error: { status: 500, type: "server_error" },
+  conflict: { status: 409, type: "invalid_request_error" },
+  // Model installation (SPEC §10): what the download or one of its checks found.
+  download_failed: { status: 502, type: "server_error" },
+  checksum_mismatch: { status: 422, type: "invalid_request_error" },
+  invalid_model_file: { status: 422, type: "invalid_request_error" },
+  insufficient_storage: { status: 507, type: "server_error" },
 };
 
 export interface RoleMeshErrorOptions {

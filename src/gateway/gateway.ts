@@ -6,6 +6,7 @@ import { Pool } from "undici";
 import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { dispatcher, Router } from "../core/http/router.js";
+import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/router.js";
 import type { Logger } from "../core/logger.js";
 import { isLoopbackHost } from "../core/net.js";
@@ -18,6 +19,8 @@ import { ClientKeys } from "./auth/client-keys.js";
 import { RateLimiter } from "./auth/rate-limiter.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { leaseSeconds } from "./gateway-config.js";
+import { HttpCommandTransport } from "./commands/command-transport.js";
+import { NodeCommands } from "./commands/node-commands.js";
 import { ConsoleAssets } from "./http/console-assets.js";
 import { gatewayRoutes } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
@@ -41,6 +44,7 @@ export class Gateway {
   readonly registry: NodeRegistry;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
+  readonly commands: NodeCommands;
   readonly rateLimiter = new RateLimiter();
   readonly startedAt = new Date();
   readonly #server: Server;
@@ -66,6 +70,11 @@ export class Gateway {
     this.#localState = options.localState ?? (() => "client");
     this.#announcedState = this.#localState();
     this.registry = new NodeRegistry({ leaseMs: leaseSeconds(config) * 1000 });
+    this.commands = new NodeCommands(
+      this.registry,
+      new HttpCommandTransport(),
+      log.child({ component: "commands" }),
+    );
     this.registry.on("event", (event) => {
       if (event.type === "node_registered")
         log.info({ node_id: event.node.node_id, url: event.node.agent_url }, "node registered");
@@ -150,6 +159,13 @@ export class Gateway {
     return this.wakeable.status((nodeId) => this.registry.get(nodeId) !== undefined);
   }
 
+  /** Who sent an admin request, for the log: the admin key, or nobody on an open loopback. */
+  adminName(req: IncomingMessage): string {
+    const presented = bearerToken(req);
+    if (this.config.admin_key && secretsEqual(presented, this.config.admin_key)) return "admin";
+    return "anonymous (loopback, no admin_key)";
+  }
+
   /** The client key a request was authenticated with (when keys are in use). */
   clientKey(req: IncomingMessage): ClientKey | undefined {
     return this.#clientKeyOf.get(req);
@@ -173,7 +189,7 @@ export class Gateway {
   }
 
   #broadcast(event: RegistryEvent): void {
-    const payload = `data: ${JSON.stringify(event)}\n\n`;
+    const payload = sseEvent(event);
     for (const client of this.#events) client.write(payload);
   }
 

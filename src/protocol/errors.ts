@@ -26,4 +26,9 @@ export type ErrorCode =
   | "model_loading_timeout"
   | "no_capacity"
   | "shutting_down"
-  | "internal_error";
+  | "internal_error"
+  | "conflict"
+  | "download_failed"
+  | "checksum_mismatch"
+  | "invalid_model_file"
+  | "insufficient_storage";

@@ -283,11 +283,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs a one-shot `rolemesh …` command from source and collects its output. */
+/**
+ * Runs a one-shot `rolemesh …` command from source and collects its output; `onOutput` sees
+ * stdout and stderr as they come, for a test that acts while the command runs.
+ */
 export async function runCli(
   args: string[],
   env: Record<string, string> = {},
   entry = CLI,
+  onOutput?: (output: { stdout: string; stderr: string }) => void,
 ): Promise<CliResult> {
   const child = spawn(
     process.execPath,
@@ -300,8 +304,14 @@ export async function runCli(
   );
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onOutput?.({ stdout, stderr });
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    onOutput?.({ stdout, stderr });
+  });
   const [code] = (await once(child, "exit")) as [number | null];
   return { code, stdout, stderr };
 }

@@ -7,7 +7,7 @@ import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-re
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay } from "../../core/proxy/relay.js";
 import type { NodeAgent } from "../node-agent.js";
-import type { ManagedDevice } from "../scheduler/scheduler.js";
+import { deviceArg, nodeAdminRoutes } from "./node-admin-routes.js";
 
 const MIB = 1024 * 1024;
 
@@ -58,6 +58,7 @@ export function agentRoutes(agent: NodeAgent): Route[] {
       path: "/v1/node/models/:id/unload",
       handle: (ctx) => unloadModel(agent, ctx),
     },
+    ...nodeAdminRoutes(agent),
   ];
 }
 
@@ -151,60 +152,14 @@ async function loadModel(agent: NodeAgent, { req, res, params }: RequestContext)
   refuseWhileDraining(agent);
   const raw = await readBody(req, agent.config.max_body_mb * MIB);
   const body = raw.length > 0 ? parseJsonObject(raw) : {};
-  if (body.device !== undefined && typeof body.device !== "string") {
-    throw new RoleMeshError("invalid_request", 'device: expected a device id such as "gpu:0"', {
-      param: "device",
-    });
-  }
-  const model = agent.resolveModel(params.id);
-  const device =
-    typeof body.device === "string"
-      ? findDevice(agent, body.device)
-      : await agent.chooseDevice(model);
-  agent.scheduler.assertFits(model, device);
-  const signal = clientSignal(res);
-  const reservation = await agent.scheduler.reserve(device, model, signal);
-  reservation.lease.release();
-  sendJson(res, 200, {
-    model_id: model.model_id,
-    device: device.ref.id,
-    server: device.supervisor.info(),
-  });
+  sendJson(res, 200, await agent.load(params.id ?? "", deviceArg(body), clientSignal(res)));
 }
 
 /** `POST /v1/node/models/{id}/unload`: waits for each holding device to drain, then stops its server. */
 async function unloadModel(agent: NodeAgent, { res, params }: RequestContext): Promise<void> {
   const model = agent.resolveModel(params.id);
-  const devices = agent.scheduler.devicesWith(model.model_id);
-  const signal = clientSignal(res);
-  await Promise.all(
-    devices.map(async (device) => {
-      const lease = await device.queue.acquire(null, signal);
-      try {
-        if (device.supervisor.activeModel?.model_id === model.model_id)
-          await device.supervisor.stop();
-      } finally {
-        lease.release();
-      }
-    }),
-  );
-  sendJson(res, 200, {
-    model_id: model.model_id,
-    unloaded_from: devices.map((device) => device.ref.id),
-  });
-}
-
-function findDevice(agent: NodeAgent, id: string): ManagedDevice {
-  const device = agent.scheduler.devices.find((candidate) => candidate.ref.id === id);
-  if (!device) {
-    const known = agent.scheduler.devices.map((candidate) => candidate.ref.id).join(", ");
-    throw new RoleMeshError(
-      "invalid_request",
-      `no device "${id}" on this node (devices: ${known})`,
-      { param: "device" },
-    );
-  }
-  return device;
+  const unloadedFrom = await agent.unload(model.model_id, clientSignal(res));
+  sendJson(res, 200, { model_id: model.model_id, unloaded_from: unloadedFrom });
 }
 
 function refuseWhileDraining(agent: NodeAgent): void {

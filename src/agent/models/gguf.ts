@@ -56,24 +56,89 @@ const MAX_STRING = 64 * 1024 * 1024;
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
   const file = await open(path, "r");
   try {
-    const reader = new Reader(file);
-    const magic = (await reader.bytes(4)).toString("latin1");
-    if (magic !== "GGUF")
-      throw new GgufError(`not a GGUF file: it starts with ${JSON.stringify(magic)}, not "GGUF"`);
-    const version = await reader.u32();
-    if (version < 2 || version > 3)
-      throw new GgufError(`unsupported GGUF version ${version} (2 and 3 are read)`);
-    const tensorCount = await reader.u64();
-    const kvCount = Number(await reader.u64());
-    const metadata = new Map<string, GgufValue>();
-    for (let i = 0; i < kvCount; i++) {
-      const key = await reader.string();
-      metadata.set(key, await readValue(reader, await reader.u32()));
-    }
-    return { version, tensorCount, metadata };
+    return await readHeader(new Reader(file));
   } finally {
     await file.close();
   }
+}
+
+/**
+ * Checks that a file is a whole GGUF model: a readable header, tensor descriptions, and a file
+ * long enough for every tensor's data. Throws a GgufError saying which check failed.
+ */
+export async function checkGgufComplete(path: string): Promise<GgufHeader> {
+  const file = await open(path, "r");
+  try {
+    const reader = new Reader(file);
+    const header = await readHeader(reader);
+    let dataEnd = 0;
+    for (let i = 0n; i < header.tensorCount; i++) {
+      const name = await reader.string();
+      const dims = await reader.u32();
+      if (dims > 8) throw new GgufError(`corrupt GGUF tensor "${name}": ${dims} dimensions`);
+      let elements = 1n;
+      for (let d = 0; d < dims; d++) elements *= await reader.u64();
+      const type = await reader.u32();
+      const offset = await reader.u64();
+      dataEnd = Math.max(dataEnd, Number(offset + tensorBytes(type, elements)));
+    }
+    const alignment = Number(header.metadata.get("general.alignment") ?? 32) || 32;
+    const dataStart = Math.ceil(reader.offset / alignment) * alignment;
+    const { size } = await file.stat();
+    if (size < dataStart + dataEnd) {
+      throw new GgufError(
+        `truncated GGUF file: its tensors need ${dataStart + dataEnd} bytes, the file has ${size}`,
+      );
+    }
+    return header;
+  } finally {
+    await file.close();
+  }
+}
+
+/**
+ * Bytes of a tensor for the common ggml types (block size, bytes per block); other types count
+ * as one byte, so the check stays a lower bound and never refuses a whole file.
+ */
+const GGML_BLOCKS: Record<number, [number, number]> = {
+  0: [1, 4], // F32
+  1: [1, 2], // F16
+  2: [32, 18], // Q4_0
+  3: [32, 20], // Q4_1
+  6: [32, 22], // Q5_0
+  7: [32, 24], // Q5_1
+  8: [32, 34], // Q8_0
+  10: [256, 84], // Q2_K
+  11: [256, 110], // Q3_K
+  12: [256, 144], // Q4_K
+  13: [256, 176], // Q5_K
+  14: [256, 210], // Q6_K
+  15: [256, 292], // Q8_K
+  30: [1, 2], // BF16
+};
+
+function tensorBytes(type: number, elements: bigint): bigint {
+  const block = GGML_BLOCKS[type];
+  if (!block) return 1n;
+  const [size, bytes] = block;
+  return ((elements + BigInt(size) - 1n) / BigInt(size)) * BigInt(bytes);
+}
+
+async function readHeader(reader: Reader): Promise<GgufHeader> {
+  const magic = (await reader.bytes(4)).toString("latin1");
+  if (magic !== "GGUF")
+    throw new GgufError(`not a GGUF file: it starts with ${JSON.stringify(magic)}, not "GGUF"`);
+  const version = await reader.u32();
+  if (version < 2 || version > 3)
+    throw new GgufError(`unsupported GGUF version ${version} (2 and 3 are read)`);
+  const tensorCount = await reader.u64();
+  const kvCount = Number(await reader.u64());
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = await reader.string();
+    metadata.set(key, await readValue(reader, await reader.u32()));
+  }
+  return { version, tensorCount, metadata };
 }
 
 async function readValue(reader: Reader, type: ValueType): Promise<GgufValue> {
@@ -131,6 +196,11 @@ class Reader {
   #position = 0;
 
   constructor(private readonly file: FileHandle) {}
+
+  /** How far into the file the reads have got. */
+  get offset(): number {
+    return this.#position - this.#buffer.length;
+  }
 
   async u32(): Promise<number> {
     return (await this.bytes(4)).readUInt32LE(0);

@@ -27,6 +27,15 @@ export class ModelCatalog {
     return new ModelCatalog(await Promise.all(models.map((model) => describe(model, log))));
   }
 
+  /** Adds a model installed while the agent runs. */
+  async add(entry: ModelEntry, log: Logger): Promise<void> {
+    this.#entries.set(entry.model_id, await describe(entry, log));
+  }
+
+  remove(modelId: string): void {
+    this.#entries.delete(modelId);
+  }
+
   get(modelId: string): CatalogEntry | undefined {
     return this.#entries.get(modelId);
   }

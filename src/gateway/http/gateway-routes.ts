@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
+import { parseRequest } from "../../core/validation.js";
 import { clientSignal } from "../../core/http/client-signal.js";
 import { parseJsonObject, readBody } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
@@ -13,7 +14,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "../../protocol/registry.js";
-import { sendCommand } from "../commands/agent-commands.js";
+import { streamEvents } from "../../core/http/sse.js";
 import { keyAllows } from "../auth/client-keys.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import type { Access, Gateway } from "../gateway.js";
@@ -88,6 +89,18 @@ export function gatewayRoutes(gateway: Gateway): GatewayRoute[] {
     },
     {
       method: "GET",
+      path: "/api/operations/:op_id",
+      access: "admin",
+      handle: (ctx) => operation(gateway, ctx),
+    },
+    {
+      method: "DELETE",
+      path: "/api/models/:id",
+      access: "admin",
+      handle: (ctx) => deleteModel(gateway, ctx),
+    },
+    {
+      method: "GET",
       path: "/api/wakeable",
       access: "admin",
       handle: ({ res }) => sendJson(res, 200, { wakeable: gateway.wakeableStatus() }),
@@ -126,16 +139,7 @@ export function gatewayRoutes(gateway: Gateway): GatewayRoute[] {
 }
 
 async function readJson<T>(ctx: RequestContext, limit: number, schema: z.ZodType<T>): Promise<T> {
-  const body = parseJsonObject(await readBody(ctx.req, limit));
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue?.path.map(String).join(".") || undefined;
-  throw new RoleMeshError(
-    "invalid_request",
-    `${param ?? "body"}: ${issue?.message ?? "invalid"}`,
-    param ? { param } : {},
-  );
+  return parseRequest(schema, parseJsonObject(await readBody(ctx.req, limit)));
 }
 
 // Descriptors are checked for the fields routing relies on; the rest is passed through as sent.
@@ -291,26 +295,61 @@ function checkClientKey(gateway: Gateway, ctx: RequestContext, name: string): vo
 
 /** `GET /api/events`: the current status, then every registry change, as SSE. */
 function events(gateway: Gateway, { res }: RequestContext): void {
-  res.writeHead(200, {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-  });
-  res.write(`data: ${JSON.stringify({ type: "status", status: gateway.status() })}\n\n`);
+  streamEvents(res).send({ type: "status", status: gateway.status() });
   gateway.addEventClient(res);
 }
 
-/** `POST /api/nodes/{id}/commands/{command}` (SPEC §10): sends the command, answers the node's result. */
+/**
+ * `POST /api/nodes/{id}/commands/{command}` (SPEC §10): the node's result (200), or 202 with
+ * the `op_id` of long work, followed at `GET /api/operations/{op_id}`.
+ */
 async function nodeCommand(gateway: Gateway, ctx: RequestContext): Promise<void> {
-  const nodeId = ctx.params.id ?? "";
   const command = ctx.params.command ?? "";
   const raw = await readBody(ctx.req, MIB);
   const args = raw.length > 0 ? parseJsonObject(raw) : {};
-  const record = gateway.registry.get(nodeId);
-  if (!record) throw new RoleMeshError("unknown_node", `no live node "${nodeId}"`);
-  gateway.log.info({ node_id: nodeId, command, args, by: "admin" }, "node command");
-  const result = await sendCommand(record, command, args);
-  sendJson(ctx.res, 200, { node_id: nodeId, command, result });
+  const answer = await gateway.commands.send(ctx.params.id ?? "", command, args, {
+    by: gateway.adminName(ctx.req),
+  });
+  const body =
+    answer.status === 202
+      ? { node_id: answer.node_id, command, ...(answer.body as object) }
+      : { node_id: answer.node_id, command, result: answer.body };
+  sendJson(ctx.res, answer.status, body);
+}
+
+/** `GET /api/operations/{op_id}`: the status, or with `Accept: text/event-stream` every change. */
+async function operation(gateway: Gateway, { req, res, params }: RequestContext): Promise<void> {
+  const opId = params.op_id ?? "";
+  if (!String(req.headers.accept ?? "").includes("text/event-stream")) {
+    sendJson(res, 200, await gateway.commands.operation(opId));
+    return;
+  }
+  const signal = clientSignal(res);
+  await gateway.commands.operation(opId); // 404 before the stream starts
+  const events = streamEvents(res);
+  try {
+    await gateway.commands.follow(opId, (status) => events.send(status), signal);
+  } finally {
+    events.end();
+  }
+}
+
+/** `DELETE /api/models/{id}`: `model.delete` on every node that has the model. */
+async function deleteModel(gateway: Gateway, { req, res, params }: RequestContext): Promise<void> {
+  const modelId = params.id ?? "";
+  const results = await gateway.commands.deleteEverywhere(modelId, {
+    by: gateway.adminName(req),
+  });
+  const failed = results.filter((result) => result.status >= 400);
+  if (failed.length === 0) {
+    sendJson(res, 200, { model_id: modelId, results });
+    return;
+  }
+  const error = new RoleMeshError(
+    "upstream_error",
+    `model "${modelId}" was not deleted on ${failed.map((result) => result.node_id).join(", ")}`,
+  );
+  sendJson(res, error.status, { ...error.toBody(), model_id: modelId, results });
 }
 
 const NewKeySchema = z.strictObject({

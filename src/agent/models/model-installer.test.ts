@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { checkFileName, installFileName, resolveSource } from "./model-installer.js";
+
+test("hf:// is shorthand for the Hugging Face file URL; only http(s) is fetched", () => {
+  assert.equal(
+    resolveSource("hf://Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf").href,
+    "https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf",
+  );
+  assert.equal(
+    resolveSource("hf://org/repo/sub/dir/m.gguf").pathname,
+    "/org/repo/resolve/main/sub/dir/m.gguf",
+  );
+  for (const bad of ["file:///etc/passwd", "ftp://x/m.gguf", "not a url", "hf://org"]) {
+    assert.throws(() => resolveSource(bad), /url:/, bad);
+  }
+});
+
+test("file names stay inside the models folder", () => {
+  assert.equal(checkFileName("model-q4_k_m.gguf"), "model-q4_k_m.gguf");
+  for (const bad of [
+    "../evil.gguf",
+    "/etc/evil.gguf",
+    "a/b.gguf",
+    "..\\evil.gguf",
+    ".hidden.gguf",
+    "model.bin",
+    "",
+    "x\0.gguf",
+  ]) {
+    assert.throws(() => checkFileName(bad), /file_name:/, JSON.stringify(bad));
+  }
+  assert.equal(installFileName(new URL("https://h/x/m%20one.gguf?sig=1"), undefined), "m one.gguf");
+  assert.throws(
+    () => installFileName(new URL("https://h/x/..%2Fevil.gguf"), undefined),
+    /file_name/,
+  );
+});

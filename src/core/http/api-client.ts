@@ -1,0 +1,95 @@
+import { createInterface } from "node:readline";
+import { request } from "undici";
+import { RoleMeshError } from "../errors.js";
+import { upstreamFailure } from "../proxy/relay.js";
+
+export interface ApiCallOptions {
+  body?: unknown;
+  /** How long to wait for the whole answer; a command's own timeout (SPEC §10). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * A client of a RoleMesh JSON API (a gateway's or an agent's), with its bearer token. Errors
+ * come back as RoleMeshErrors with the code the server answered (SPEC §7); a server that
+ * cannot be reached is `upstream_error` naming it.
+ */
+export class ApiClient {
+  readonly baseUrl: string;
+  readonly #token: string | undefined;
+
+  constructor(baseUrl: string, token?: string) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.#token = token || undefined;
+  }
+
+  /** Calls `method path` and returns the status and the parsed JSON answer. */
+  async call<T = unknown>(
+    method: "GET" | "POST" | "DELETE",
+    path: string,
+    options: ApiCallOptions = {},
+  ): Promise<{ status: number; body: T }> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const answer = await this.#send(method, path, options, timeoutMs, "application/json");
+    const text = await answer.body.text();
+    if (answer.statusCode >= 400)
+      throw upstreamFailure(answer.statusCode, text, answer.headers["retry-after"]);
+    return { status: answer.statusCode, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  /**
+   * Reads a server-sent event stream (`GET path` with `Accept: text/event-stream`), handing
+   * each event's JSON to `onEvent`, until the server ends it or `signal` aborts.
+   */
+  async events(
+    path: string,
+    onEvent: (event: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const answer = await this.#send("GET", path, signal ? { signal } : {}, 0, "text/event-stream");
+    if (answer.statusCode >= 400) {
+      throw upstreamFailure(answer.statusCode, await answer.body.text());
+    }
+    let data: string[] = [];
+    for await (const line of createInterface({ input: answer.body, crlfDelay: Infinity })) {
+      if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+      else if (line === "" && data.length > 0) {
+        onEvent(JSON.parse(data.join("\n")));
+        data = [];
+      }
+    }
+  }
+
+  async #send(
+    method: string,
+    path: string,
+    options: ApiCallOptions,
+    timeoutMs: number,
+    accept: string,
+  ) {
+    const headers: Record<string, string> = { accept };
+    if (this.#token) headers.authorization = `Bearer ${this.#token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    try {
+      return await request(`${this.baseUrl}${path}`, {
+        method: method as "GET",
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        // 0 = no limit: event streams stay open as long as the work lasts.
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      throw new RoleMeshError(
+        "upstream_error",
+        `cannot reach ${this.baseUrl}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+}

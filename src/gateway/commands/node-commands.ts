@@ -1,0 +1,227 @@
+import type { Logger } from "pino";
+import { RoleMeshError } from "../../core/errors.js";
+import type { OperationStatus } from "../../protocol/operations.js";
+import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";
+import type { CommandTransport } from "./command-transport.js";
+
+type Args = Record<string, unknown>;
+
+const MINUTE = 60_000;
+
+/** How one command maps onto the agent's admin API (SPEC §7.1), and its timeout (SPEC §10). */
+interface CommandSpec {
+  method: "GET" | "POST" | "DELETE";
+  path(args: Args): string;
+  body?(args: Args): unknown;
+  timeoutMs: number;
+}
+
+const modelPath = (suffix: string) => (args: Args) =>
+  `/v1/node/models/${encodeURIComponent(modelId(args))}${suffix}`;
+
+/** The node commands of SPEC §10, plus load / drain / resume for the console. */
+const COMMANDS: Record<string, CommandSpec> = {
+  "backend.install": {
+    method: "POST",
+    path: () => "/v1/node/backends/install",
+    body: (args) => ({ ...args, model_id: modelId(args) }),
+    timeoutMs: 15 * MINUTE,
+  },
+  "backend.upgrade": {
+    method: "POST",
+    path: () => "/v1/node/backends/upgrade",
+    timeoutMs: 15 * MINUTE,
+  },
+  "backend.list": { method: "GET", path: () => "/v1/node/backends", timeoutMs: 30_000 },
+  "backend.stop": {
+    method: "POST",
+    path: () => "/v1/node/backends/stop",
+    body: (args) => args,
+    timeoutMs: 30_000,
+  },
+  "backend.delete": {
+    method: "POST",
+    path: () => "/v1/node/backends/delete",
+    timeoutMs: 2 * MINUTE,
+  },
+  "model.install": {
+    method: "POST",
+    path: () => "/v1/node/models/install",
+    body: (args) => args,
+    timeoutMs: 15 * MINUTE,
+  },
+  "model.load": {
+    method: "POST",
+    path: modelPath("/load"),
+    body: (args) => (typeof args.device === "string" ? { device: args.device } : {}),
+    timeoutMs: 15 * MINUTE,
+  },
+  "model.unload": {
+    method: "POST",
+    path: modelPath("/unload"),
+    body: () => ({}),
+    timeoutMs: 2 * MINUTE,
+  },
+  "model.delete": { method: "DELETE", path: modelPath(""), timeoutMs: 2 * MINUTE },
+  "node.drain": {
+    method: "POST",
+    path: () => "/v1/node/drain",
+    body: () => ({}),
+    timeoutMs: 30_000,
+  },
+  "node.resume": {
+    method: "POST",
+    path: () => "/v1/node/resume",
+    body: () => ({}),
+    timeoutMs: 30_000,
+  },
+  "node.stop": { method: "POST", path: () => "/v1/node/stop", body: () => ({}), timeoutMs: 30_000 },
+};
+
+export const COMMAND_NAMES = Object.keys(COMMANDS);
+
+/** The default timeout of a command, for callers that wait for its operation (SPEC §10). */
+export function commandTimeoutMs(command: string): number {
+  return COMMANDS[command]?.timeoutMs ?? 30_000;
+}
+
+/** Who sent a command, for the log. */
+export interface Sender {
+  by: string;
+}
+
+/** One node's answer to a command that was applied. */
+export interface NodeAnswer {
+  node_id: string;
+  status: number;
+  body: unknown;
+}
+
+/**
+ * Node commands from the gateway's admin API (SPEC §10): each is sent to one node through a
+ * transport, logged with who sent it, and answered with the node's result, or with an
+ * `op_id` for long work that `operation()` and `follow()` then track.
+ */
+export class NodeCommands {
+  readonly #registry: NodeRegistry;
+  readonly #transport: CommandTransport;
+  readonly #log: Logger;
+  /** Which node runs each operation started through this gateway. */
+  readonly #operationNode = new Map<string, string>();
+
+  constructor(registry: NodeRegistry, transport: CommandTransport, log: Logger) {
+    this.#registry = registry;
+    this.#transport = transport;
+    this.#log = log;
+  }
+
+  async send(nodeId: string, command: string, args: Args, sender: Sender): Promise<NodeAnswer> {
+    const spec = COMMANDS[command];
+    if (!spec) {
+      throw new RoleMeshError(
+        "invalid_request",
+        `unknown command "${command}" (known: ${COMMAND_NAMES.join(", ")})`,
+      );
+    }
+    const node = this.#node(nodeId);
+    const path = spec.path(args);
+    this.#log.info(
+      { node_id: nodeId, command, args: loggable(args), by: sender.by },
+      "node command",
+    );
+    const answer = await this.#transport.call(node, spec.method, path, {
+      ...(spec.body ? { body: spec.body(args) } : {}),
+      timeoutMs: spec.timeoutMs,
+    });
+    const opId = (answer.body as { op_id?: unknown } | null)?.op_id;
+    if (typeof opId === "string") this.#operationNode.set(opId, nodeId);
+    return { node_id: nodeId, status: answer.status, body: answer.body };
+  }
+
+  /** An operation's status, from the node that runs it. */
+  async operation(opId: string): Promise<OperationStatus> {
+    const { node } = await this.#locate(opId);
+    return (await this.#transport.call<OperationStatus>(node, "GET", operationPath(opId))).body;
+  }
+
+  /** Hands every status change of an operation to `onStatus` until it is done. */
+  async follow(
+    opId: string,
+    onStatus: (status: OperationStatus) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const { node } = await this.#locate(opId);
+    await this.#transport.events(
+      node,
+      operationPath(opId),
+      (event) => onStatus(event as OperationStatus),
+      signal,
+    );
+  }
+
+  /** `model.delete` on every live node that has the model (SPEC §10). */
+  async deleteEverywhere(modelId: string, sender: Sender): Promise<NodeAnswer[]> {
+    const holders = this.#registry
+      .live()
+      .filter((node) => node.snapshot.models.some((model) => model.id === modelId));
+    if (holders.length === 0)
+      throw new RoleMeshError("model_not_found", `no live node has a model "${modelId}"`);
+    return Promise.all(
+      holders.map(async (node) => {
+        try {
+          return await this.send(node.nodeId, "model.delete", { model_id: modelId }, sender);
+        } catch (err) {
+          const error =
+            err instanceof RoleMeshError ? err : new RoleMeshError("internal_error", String(err));
+          return { node_id: node.nodeId, status: error.status, body: error.toBody() };
+        }
+      }),
+    );
+  }
+
+  #node(nodeId: string): NodeRecord {
+    const node = this.#registry.get(nodeId);
+    if (!node) throw new RoleMeshError("unknown_node", `no live node "${nodeId}"`);
+    return node;
+  }
+
+  /** The node of an operation: remembered, else asked of every live node (after a restart). */
+  async #locate(opId: string): Promise<{ node: NodeRecord }> {
+    const known = this.#operationNode.get(opId);
+    const node = known ? this.#registry.get(known) : undefined;
+    if (node) return { node };
+    for (const candidate of this.#registry.live()) {
+      try {
+        await this.#transport.call(candidate, "GET", operationPath(opId), { timeoutMs: 10_000 });
+        this.#operationNode.set(opId, candidate.nodeId);
+        return { node: candidate };
+      } catch {
+        // not this node's
+      }
+    }
+    throw new RoleMeshError("not_found", `no live node knows operation "${opId}"`);
+  }
+}
+
+const operationPath = (opId: string) => `/v1/node/operations/${encodeURIComponent(opId)}`;
+
+function modelId(args: Args): string {
+  if (typeof args.model_id !== "string" || args.model_id === "") {
+    throw new RoleMeshError("invalid_request", "model_id: expected the id of a model on the node", {
+      param: "model_id",
+    });
+  }
+  return args.model_id;
+}
+
+/** Arguments for the log: URLs lose their query string (it may carry a token). */
+function loggable(args: Args): Args {
+  return Object.fromEntries(
+    Object.entries(args).map(([key, value]) => [
+      key,
+      typeof value === "string" && /^https?:\/\//.test(value)
+        ? value.replace(/\?.*$/, "?…")
+        : value,
+    ]),
+  );
+}

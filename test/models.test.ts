@@ -339,6 +339,19 @@ describe("model management through the gateway", () => {
     );
   });
 
+  test("installed models are remembered across an agent restart", async () => {
+    const restarted = await startAgent({
+      config: { node_id: "node-b", models: [] },
+      stateDir: nodeB.stateDir,
+    });
+    try {
+      const inventory = await restarted.json<NodeInventory>("/v1/node/inventory");
+      assert.deepEqual(inventory.models.map((model) => model.id).sort(), ["resumed", "slow"]);
+    } finally {
+      await stopAgent(restarted);
+    }
+  });
+
   test("every admin route of the gateway answers 401 without the admin key", async () => {
     const routes = gatewayRoutes({} as Gateway).filter((route) => route.access === "admin");
     assert.ok(routes.length >= 8);

@@ -52,5 +52,5 @@ export function describe(status: OperationStatus, withBar: boolean): string {
     parts.push(`${(bytes / MIB).toFixed(1)}${total ? `/${(total / MIB).toFixed(1)}` : ""} MiB`);
   }
   if (eta !== null && status.state === "running") parts.push(`ETA ${eta}s`);
-  return parts.join("  ");
+  return parts.join("  ").trimEnd();
 }

@@ -85,11 +85,12 @@ export class ApiClient {
       });
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      throw new RoleMeshError(
-        "upstream_error",
-        `cannot reach ${this.baseUrl}: ${(err as Error).message}`,
-        { cause: err },
-      );
+      const code = (err as { code?: string }).code;
+      const message =
+        code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT"
+          ? `${this.baseUrl} did not answer within ${Math.round(timeoutMs / 1000)} s; it may still be working`
+          : `cannot reach ${this.baseUrl}: ${(err as Error).message}`;
+      throw new RoleMeshError("upstream_error", message, { cause: err });
     }
   }
 }

@@ -339,6 +339,19 @@ describe("model management through the gateway", () => {
     );
   });
 
+  test("the CLI also talks to one agent directly", async () => {
+    files.files.set("/direct/direct.gguf", { body: stories });
+    const direct = (...args: string[]) => runCli(["models", ...args, "--agent", nodeA.url]);
+    const installed = await direct("install", `${files.url}/direct/direct.gguf`, "--id", "direct");
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, /installed direct/);
+    assert.match((await direct("list")).stdout, /direct\s+-\s+node-a/);
+    assert.equal((await direct("delete", "direct")).code, 0);
+    assert.doesNotMatch((await direct("list")).stdout, /direct/);
+    const usage = await direct("load", "x", "--node", "node-a");
+    assert.equal(usage.code, 2, "--node goes with a gateway");
+  });
+
   test("installed models are remembered across an agent restart", async () => {
     const restarted = await startAgent({
       config: { node_id: "node-b", models: [] },

@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/cli/**", "scripts/**", "test/**", "bin/**"],
+    files: ["src/cli/**", "scripts/**", "test/**", "bin/**", "bench/**"],
     rules: { "no-console": "off" },
   },
 );

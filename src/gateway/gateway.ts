@@ -189,6 +189,8 @@ export class Gateway {
   }
 
   #broadcast(event: RegistryEvent): void {
+    // Every heartbeat is an event: with no console open, skip serializing it.
+    if (this.#events.size === 0) return;
     const payload = sseEvent(event);
     for (const client of this.#events) client.write(payload);
   }

@@ -38,13 +38,35 @@ const SSE_BOUNDARY = "\n\n";
  * with a final SSE `error` event, and any other response by closing the connection.
  */
 export async function relay(options: RelayOptions): Promise<RelayResult> {
+  // undici's own timeouts are off (a long generation is normal); this deadline is ours. One
+  // controller and one timer, both released when the relay ends (AbortSignal.timeout would
+  // keep a timer per request for the whole deadline).
+  const controller = new AbortController();
+  const deadline = { passed: false };
+  const timer = setTimeout(() => {
+    deadline.passed = true;
+    controller.abort();
+  }, options.deadlineMs);
+  const onClientGone = () => controller.abort();
+  options.signal.addEventListener("abort", onClientGone, { once: true });
+  if (options.signal.aborted) controller.abort();
+  try {
+    return await relayUntil(options, controller.signal, deadline);
+  } finally {
+    clearTimeout(timer);
+    options.signal.removeEventListener("abort", onClientGone);
+  }
+}
+
+async function relayUntil(
+  options: RelayOptions,
+  signal: AbortSignal,
+  deadline: { passed: boolean },
+): Promise<RelayResult> {
   const { res } = options;
   const clientGone = options.signal;
-  // undici's own timeouts are off (a long generation is normal); this deadline is ours.
-  const deadline = AbortSignal.timeout(options.deadlineMs);
-  const signal = AbortSignal.any([clientGone, deadline]);
   const failure = (err: unknown) =>
-    deadline.aborted
+    deadline.passed
       ? `no complete answer within ${Math.round(options.deadlineMs / 1000)} s`
       : describe(err);
   let answer: Dispatcher.ResponseData;

@@ -1,0 +1,171 @@
+/** The benchmark report: machine, then one table per benchmark, figures with their ratios. */
+import type { EngineRow } from "./scenarios/engine.js";
+import type { FailoverResult } from "./scenarios/failover.js";
+import type { Footprint } from "./scenarios/footprint.js";
+import type { RelayRow } from "./scenarios/relay.js";
+import type { ScaleRow } from "./scenarios/registry-scale.js";
+import type { StreamingRow } from "./scenarios/streaming.js";
+import type { Figure } from "./lib/stats.js";
+import { round } from "./lib/stats.js";
+
+export interface BenchResults {
+  machine: Record<string, string | number | boolean>;
+  relay?: RelayRow[];
+  streaming?: { setup: { tokenMs: number; tokens: number }; rows: StreamingRow[] };
+  readiness?: Figure;
+  failover?: FailoverResult;
+  registry?: { rows: ScaleRow[]; largestUnder50: number | null };
+  footprint?: Footprint;
+  engine?: EngineRow[];
+}
+
+/** `median (p99)` of a figure. */
+const fig = (value: Figure, digits = 1) =>
+  `${round(value.median, digits)} (${round(value.p99, digits)})`;
+const ratio = (value: number, base: number) => (base > 0 ? `${round(value / base, 2)}×` : "–");
+
+function table(header: string[], rows: (string | number)[][]): string {
+  return [
+    `| ${header.join(" | ")} |`,
+    `| ${header.map(() => "---").join(" | ")} |`,
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
+}
+
+export function writeReport(results: BenchResults): string {
+  const m = results.machine;
+  const out = [
+    `# RoleMesh benchmarks — ${String(m.date).slice(0, 10)}`,
+    "",
+    `Machine: ${m.host}, ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, Linux ${m.kernel}; commit ${m.commit}${m.quick ? " — **quick run, not for publishing**" : ""}.`,
+    "Figures are the median over repeated runs with the p99 over runs in brackets; ratios compare",
+    "with the baseline measured in the same run. Load generator and servers share the machine.",
+  ];
+  if (results.relay) {
+    out.push("", "## P1 Relay cost (small chat completion, closed loop)", "");
+    const rows = results.relay.map((row) => {
+      const base = results.relay!.find(
+        (b) => b.concurrency === row.concurrency && b.path === "direct to upstream",
+      )!;
+      return [
+        row.concurrency,
+        row.path,
+        fig(row.requestsPerSecond, 0),
+        ratio(row.requestsPerSecond.median, base.requestsPerSecond.median),
+        fig(row.p50Ms),
+        fig(row.p99Ms),
+        `+${round(row.p50Ms.median - base.p50Ms.median, 2)} ms`,
+        row.failed,
+      ];
+    });
+    out.push(
+      table(
+        ["conc.", "path", "req/s", "vs direct", "p50 ms", "p99 ms", "p50 added", "failed"],
+        rows,
+      ),
+    );
+    out.push("", "The direct row is the upstream stand-in's own ceiling on this machine.");
+  }
+  if (results.streaming) {
+    const { setup, rows } = results.streaming;
+    const direct = rows.find((row) => row.path === "direct to upstream")!;
+    out.push(
+      "",
+      `## P2 Streaming (${setup.tokens} tokens, one every ${setup.tokenMs} ms upstream)`,
+      "",
+    );
+    out.push(
+      table(
+        ["path", "first token ms", "added vs direct", "events", "spacing ms"],
+        rows.map((row) => [
+          row.path,
+          fig(row.firstTokenMs, 2),
+          `+${round(row.firstTokenMs.median - direct.firstTokenMs.median, 2)} ms`,
+          `${row.events} (direct ${direct.events})`,
+          fig(row.spacingMs, 2),
+        ]),
+      ),
+    );
+  }
+  if (results.readiness) {
+    out.push("", "## P3 Readiness", "");
+    out.push(
+      `From the upstream answering /health 200 to the first byte of the request waiting for it, through the agent with default probe settings: **${fig(results.readiness)} ms**.`,
+    );
+  }
+  if (results.failover) {
+    const f = results.failover;
+    out.push("", "## P4 Failover (3 nodes, 16 client loops, one node SIGKILLed)", "");
+    out.push(
+      table(
+        [
+          "node removed from routing after",
+          "last answer from it after kill",
+          "failed requests",
+          "requests",
+        ],
+        [
+          [
+            `${fig(f.removedAfterMs, 0)} ms`,
+            `${fig(f.lastRoutedAfterMs, 0)} ms`,
+            f.failed,
+            f.total,
+          ],
+        ],
+      ),
+    );
+  }
+  if (results.registry) {
+    out.push("", "## P5 Registry scale (simulated nodes, heartbeat every 5 s)", "");
+    out.push(
+      table(
+        ["nodes", "heartbeats/s", "p50 ms", "p99 ms", "gateway CPU", "errors"],
+        results.registry.rows.map((row) => [
+          row.nodes,
+          round(row.heartbeatsPerSecond, 0),
+          round(row.p50Ms, 2),
+          round(row.p99Ms, 2),
+          `${round(row.gatewayCpuPct, 0)}%`,
+          row.errors,
+        ]),
+      ),
+    );
+    out.push(
+      "",
+      `Largest count held with p99 < 50 ms: **${results.registry.largestUnder50 ?? "none"}**.`,
+    );
+  }
+  if (results.footprint) {
+    const f = results.footprint;
+    out.push("", "## P6 Footprint", "");
+    out.push(
+      table(
+        ["process", "start to listening ms", "idle RSS MiB"],
+        [
+          ["agent", fig(f.agentStartMs, 0), fig(f.agentIdleRssMb)],
+          ["gateway", fig(f.gatewayStartMs, 0), fig(f.gatewayIdleRssMb)],
+        ],
+      ),
+    );
+  }
+  if (results.engine) {
+    out.push("", "## P7 Engine (stories260K, decode)", "");
+    const base = results.engine.find((row) => row.engine === "embedded" && row.threads === 1);
+    out.push(
+      table(
+        ["engine", "threads", "tokens/s", "vs embedded 1 thread", "first token ms"],
+        results.engine.map((row) => [
+          row.engine,
+          row.threads,
+          fig(row.tokensPerSecond, 0),
+          base ? ratio(row.tokensPerSecond.median, base.tokensPerSecond.median) : "–",
+          fig(row.firstTokenMs, 1),
+        ]),
+      ),
+    );
+    if (!results.engine.some((row) => row.engine === "llama-server")) {
+      out.push("", "llama-server: not measured (set LLAMA_SERVER_BIN to a llama.cpp build).");
+    }
+  }
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,61 @@
+/**
+ * P7 engine: decode tokens/s on stories260K through the agent, with the embedded engine and,
+ * when LLAMA_SERVER_BIN is set, llama-server on the same model and threads.
+ */
+import { start, stop, STORIES_MODEL } from "../lib/cluster.js";
+import { chatBody, timedStream } from "../lib/client.js";
+import { figure } from "../lib/stats.js";
+import type { Figure } from "../lib/stats.js";
+
+export interface EngineRow {
+  engine: string;
+  threads: number;
+  tokensPerSecond: Figure;
+  firstTokenMs: Figure;
+}
+
+const TOKENS = 200;
+
+export async function engineSpeed(repeats: number): Promise<EngineRow[]> {
+  const engines: [string, Record<string, unknown>][] = [["embedded", { engine: "embedded" }]];
+  if (process.env.LLAMA_SERVER_BIN) {
+    engines.push([
+      "llama-server",
+      { engine: "llama-server", llama_server_bin: process.env.LLAMA_SERVER_BIN },
+    ]);
+  }
+  const rows: EngineRow[] = [];
+  for (const [name, config] of engines) {
+    for (const threads of [1, 2]) {
+      // One engine at a time: ggml busy-waits, two would slow each other down.
+      const agent = await start("agent", {
+        ...config,
+        models: [{ model_id: "stories", path: STORIES_MODEL, ctx_size: 512, threads }],
+      });
+      try {
+        await timedStream(`${agent.url}/v1/chat/completions`, chatBody(8, true)); // load, warm up
+        const rates: number[] = [];
+        const first: number[] = [];
+        for (let i = 0; i < repeats; i++) {
+          const timing = await timedStream(`${agent.url}/v1/chat/completions`, {
+            ...chatBody(TOKENS, true),
+            seed: i,
+          });
+          // Decode speed: tokens after the first, over the time from the first to the last.
+          const times = timing.tokenTimes;
+          rates.push(((times.length - 1) * 1000) / (times.at(-1)! - times[0]!));
+          first.push(timing.firstEventMs);
+        }
+        rows.push({
+          engine: name,
+          threads,
+          tokensPerSecond: figure(rates),
+          firstTokenMs: figure(first),
+        });
+      } finally {
+        await stop(agent);
+      }
+    }
+  }
+  return rows;
+}

@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["src/cli/**", "scripts/**", "test/**", "bin/**", "bench/**"],
+    files: ["src/cli/**", "scripts/**", "test/**", "bin/**", "bench/**", "chaos/**"],
     rules: { "no-console": "off" },
   },
 );

@@ -31,6 +31,9 @@ export interface GatewayOptions {
   localState?: () => LiveState;
 }
 
+/** How often leases are checked. */
+const SWEEP_INTERVAL_MS = 1000;
+
 /** Which credentials a gateway route needs. */
 export type Access = "join" | "client" | "read" | "admin";
 
@@ -69,7 +72,10 @@ export class Gateway {
     this.wakeable = parts.wakeable;
     this.#localState = options.localState ?? (() => "client");
     this.#announcedState = this.#localState();
-    this.registry = new NodeRegistry({ leaseMs: leaseSeconds(config) * 1000 });
+    this.registry = new NodeRegistry({
+      leaseMs: leaseSeconds(config) * 1000,
+      sweepIntervalMs: SWEEP_INTERVAL_MS,
+    });
     this.commands = new NodeCommands(
       this.registry,
       new HttpCommandTransport(),
@@ -123,7 +129,7 @@ export class Gateway {
     const gateway = new Gateway(config, log, { keys, wakeable, console }, options);
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
-    gateway.#sweeper = setInterval(() => gateway.registry.sweep(), 1000).unref();
+    gateway.#sweeper = setInterval(() => gateway.registry.sweep(), SWEEP_INTERVAL_MS).unref();
     const exposed = !isLoopbackHost(config.listen_host);
     if (exposed && !keys.enabled)
       log.warn("the OpenAI API is open to anyone who can reach this address: add api_keys");

@@ -24,10 +24,27 @@ test("a short blip never removes a node; a lease without heartbeats does", () =>
   let now = 0;
   const registry = new NodeRegistry({ leaseMs: 3000, now: () => now });
   registry.register(registration("a", { started_at: 1, sequence: 1 }));
+  for (now = 1000; now <= 2000; now += 1000) registry.sweep();
   now = 2900; // one or two heartbeats missed
   registry.sweep();
   assert.equal(registry.live().length, 1);
   now = 3100;
+  registry.sweep();
+  assert.equal(registry.live().length, 0);
+});
+
+test("a pause of the gateway itself marks no node dead; the nodes get a full lease after it", () => {
+  let now = 0;
+  const registry = new NodeRegistry({ leaseMs: 3000, sweepIntervalMs: 1000, now: () => now });
+  registry.register(registration("a", { started_at: 1, sequence: 1 }));
+  now = 1000;
+  registry.sweep();
+  now = 5000; // the gateway was stopped for 4 s, longer than the lease
+  registry.sweep();
+  assert.equal(registry.live().length, 1, "its own silence is not the node's");
+  for (now = 6000; now <= 7000; now += 1000) registry.sweep();
+  assert.equal(registry.live().length, 1);
+  now = 8000; // three seconds of real silence since the gateway came back
   registry.sweep();
   assert.equal(registry.live().length, 0);
 });
@@ -83,4 +100,13 @@ test("repeated connection failures take a node out; status never shows the agent
     events.map((event) => event.type),
     ["node_registered", "node_removed"],
   );
+});
+
+test("a pause before the first sweep counts too (a gateway paused right after starting)", () => {
+  let now = 0;
+  const registry = new NodeRegistry({ leaseMs: 3000, sweepIntervalMs: 1000, now: () => now });
+  registry.register(registration("a", { started_at: 1, sequence: 1 }));
+  now = 4500;
+  registry.sweep();
+  assert.equal(registry.live().length, 1);
 });

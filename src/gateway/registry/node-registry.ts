@@ -35,6 +35,8 @@ export interface NodeRegistryOptions {
   leaseMs: number;
   /** Connection failures in a row after which a node leaves routing. */
   maxConnectFailures?: number;
+  /** How often `sweep()` is called; a longer gap means the gateway itself was not running. */
+  sweepIntervalMs?: number;
   now?: () => number;
 }
 
@@ -56,10 +58,13 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #tombstones = new Map<string, { order: MessageOrder; at: number }>();
   readonly #options: Required<NodeRegistryOptions>;
+  /** When leases were last checked (from the start: a pause before the first sweep counts). */
+  #lastSweep: number;
 
   constructor(options: NodeRegistryOptions) {
     super();
-    this.#options = { maxConnectFailures: 3, now: Date.now, ...options };
+    this.#options = { maxConnectFailures: 3, sweepIntervalMs: 1000, now: Date.now, ...options };
+    this.#lastSweep = this.#options.now();
   }
 
   get leaseMs(): number {
@@ -122,9 +127,20 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     this.#emit({ type: "node_removed", node_id: nodeId, reason });
   }
 
-  /** Removes nodes whose lease ran out, and forgets old tombstones. */
+  /**
+   * Removes nodes whose lease ran out, and forgets old tombstones. When the gateway itself was
+   * not running (stopped, paused, starved), the silence was its own, not the nodes': their
+   * leases are extended by the gap, so a blip of the gateway never marks every node dead.
+   */
   sweep(): void {
     const now = this.#options.now();
+    const gap = now - this.#lastSweep;
+    this.#lastSweep = now;
+    if (gap > 2 * this.#options.sweepIntervalMs) {
+      for (const record of this.#nodes.values()) {
+        record.lastSeen = Math.min(now, record.lastSeen + gap);
+      }
+    }
     for (const record of [...this.#nodes.values()]) {
       if (now - record.lastSeen > this.#options.leaseMs)
         this.remove(record.nodeId, "lease expired");

@@ -5,7 +5,7 @@ import { sendJson } from "../../core/http/respond.js";
 import type { RequestContext, Route } from "../../core/http/router.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
-import { relay } from "../../core/proxy/relay.js";
+import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
 import type { NodeAgent } from "../node-agent.js";
 import { deviceArg, nodeAdminRoutes } from "./node-admin-routes.js";
 
@@ -107,28 +107,44 @@ async function serveOpenAI(
   modelId = model.model_id;
   const device = await agent.chooseDevice(model);
   const signal = clientSignal(res);
-  let reservation;
-  try {
-    reservation = await agent.scheduler.reserve(device, model, signal);
-  } catch (err) {
-    if (signal.aborted) return; // the client left while queued; nobody to answer
-    throw err;
-  }
-  try {
-    const result = await relay({
-      upstream: reservation.upstream,
-      path: endpoint,
-      body: raw,
-      res,
-      signal,
-      deadlineMs: agent.config.request_timeout_s * 1000,
-      responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
-    });
-    firstByteAt = result.firstByteAt;
-  } finally {
-    reservation.lease.release();
+  // A server killed a moment ago can still look ready until its exit is noticed: a request
+  // refused before any byte was sent waits for that and is served by the restarted server.
+  for (let attempt = 1; ; attempt++) {
+    let reservation;
+    try {
+      reservation = await agent.scheduler.reserve(device, model, signal);
+    } catch (err) {
+      if (signal.aborted) return; // the client left while queued; nobody to answer
+      throw err;
+    }
+    try {
+      const result = await relay({
+        upstream: reservation.upstream,
+        path: endpoint,
+        body: raw,
+        res,
+        signal,
+        deadlineMs: agent.config.request_timeout_s * 1000,
+        responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
+      });
+      firstByteAt = result.firstByteAt;
+      return;
+    } catch (err) {
+      const retry = attempt === 1 && err instanceof UpstreamUnreachableError && !res.headersSent;
+      if (!retry || signal.aborted) throw err;
+      agent.log.warn(
+        { device: device.ref.id, err: err.message },
+        "server unreachable; retrying once",
+      );
+      await device.supervisor.settled(SERVER_EXIT_GRACE_MS);
+    } finally {
+      reservation.lease.release();
+    }
   }
 }
+
+/** How long a refused request waits for the supervisor to notice its server's exit. */
+const SERVER_EXIT_GRACE_MS = 2000;
 
 async function serveMetrics(agent: NodeAgent, { res }: RequestContext): Promise<void> {
   const text = await agent.metrics.text();

@@ -1,4 +1,4 @@
-import { EventEmitter } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { createServer } from "node:net";
 import type { Logger } from "pino";
 import { Pool } from "undici";
@@ -148,6 +148,19 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
 
   #serves(model: ModelEntry, state: ServerState): boolean {
     return this.#state === state && this.#model?.model_id === model.model_id;
+  }
+
+  /**
+   * Resolves once the server is not `ready` any more (its exit was noticed), or after
+   * `timeoutMs`: for a caller whose connection was refused by a server that looked ready.
+   */
+  async settled(timeoutMs: number): Promise<void> {
+    if (this.#state !== "ready") return;
+    try {
+      await once(this, "state", { signal: AbortSignal.timeout(timeoutMs) });
+    } catch {
+      // still "ready" after the grace: the caller's retry will tell
+    }
   }
 
   /** Runs start/stop transitions one at a time, so two requests never start two servers. */

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
-import { numberOrUndefined, optionalMetrics } from "./parse-helpers.js";
+import { memoryMetrics, numberOrUndefined } from "./parse-helpers.js";
 import { runTool } from "./run-tool.js";
 import type { ToolResult } from "./run-tool.js";
 
@@ -85,19 +85,10 @@ export function parseNvidiaSmi(result: ToolResult): { gpus: NvidiaGpu[]; skipped
     const [total, used, free, utilization, temperature, power] = numbers.map(numberOrUndefined);
     const ref: DeviceRef = { id: `gpu:${index}`, backend: "cuda", index, name };
     if (uuid && uuid.startsWith("GPU-")) ref.uuid = uuid;
-    const metrics: DeviceMetrics | null =
-      total === undefined || free === undefined
-        ? null
-        : {
-            vram_total_mb: total,
-            vram_used_mb: used ?? total - free,
-            vram_free_mb: free,
-            ...optionalMetrics({
-              utilization_pct: utilization,
-              temperature_c: temperature,
-              power_w: power,
-            }),
-          };
+    const metrics = memoryMetrics(
+      { total, used, free },
+      { utilization_pct: utilization, temperature_c: temperature, power_w: power },
+    );
     gpus.push({ ref, metrics });
   }
   return { gpus, skipped };

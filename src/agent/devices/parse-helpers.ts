@@ -1,3 +1,4 @@
+import type { DeviceMetrics } from "../../protocol/inventory.js";
 /** Small helpers shared by the device tool parsers. */
 
 const MIB = 1024 * 1024;
@@ -35,4 +36,22 @@ export function optionalMetrics(values: {
   power_w?: number | undefined;
 }): { utilization_pct?: number; temperature_c?: number; power_w?: number } {
   return Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
+}
+
+/**
+ * Metrics from a tool's memory readings in MiB: none without total and free (a device the tool
+ * could not read), used derived from them when the tool leaves it out.
+ */
+export function memoryMetrics(
+  memory: { total: number | undefined; used: number | undefined; free: number | undefined },
+  extras: Parameters<typeof optionalMetrics>[0] = {},
+): DeviceMetrics | null {
+  const { total, used, free } = memory;
+  if (total === undefined || free === undefined) return null;
+  return {
+    vram_total_mb: total,
+    vram_used_mb: used ?? total - free,
+    vram_free_mb: free,
+    ...optionalMetrics(extras),
+  };
 }

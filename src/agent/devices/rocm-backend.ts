@@ -1,7 +1,13 @@
 import type { Logger } from "pino";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
-import { bytesToMib, numberOrUndefined, optionalMetrics, parseJson } from "./parse-helpers.js";
+import {
+  bytesToMib,
+  memoryMetrics,
+  numberOrUndefined,
+  optionalMetrics,
+  parseJson,
+} from "./parse-helpers.js";
 import { runTool } from "./run-tool.js";
 
 export const ROCM_SMI_ARGS = [
@@ -144,18 +150,13 @@ export function parseAmdSmi(metricStdout: string, staticStdout: string): AmdGpu[
     const temperature = (entry.temperature ?? {}) as Record<string, unknown>;
     gpus.push({
       ref,
-      metrics:
-        total === undefined || free === undefined
-          ? null
-          : {
-              vram_total_mb: total,
-              vram_used_mb: used ?? total - free,
-              vram_free_mb: free,
-              ...optionalMetrics({
-                utilization_pct: reading(usage.gfx_activity),
-                temperature_c: reading(temperature.edge) ?? reading(temperature.hotspot),
-              }),
-            },
+      metrics: memoryMetrics(
+        { total, used, free },
+        {
+          utilization_pct: reading(usage.gfx_activity),
+          temperature_c: reading(temperature.edge) ?? reading(temperature.hotspot),
+        },
+      ),
     });
   }
   return gpus;

@@ -286,6 +286,17 @@ export class NodeAgent {
     this.#registrar?.nudge();
   }
 
+  /** New work is refused with 503 `shutting_down` while the node drains or stops. */
+  refuseWhileDraining(): void {
+    if (this.#draining) {
+      throw new RoleMeshError(
+        "shutting_down",
+        "this node is shutting down; send the request elsewhere",
+        { retryAfterS: 1 },
+      );
+    }
+  }
+
   /** Takes requests again after `drain()`. A shutdown in progress cannot be resumed. */
   resume(): void {
     if (!this.#draining) return;
@@ -327,11 +338,7 @@ export class NodeAgent {
    * resolves once its server is ready (SPEC §7.1 load).
    */
   async load(name: string, deviceId: string | undefined, signal?: AbortSignal) {
-    if (this.draining) {
-      throw new RoleMeshError("shutting_down", "this node is draining; load elsewhere", {
-        retryAfterS: 1,
-      });
-    }
+    this.refuseWhileDraining();
     const model = this.resolveModel(name);
     const device = deviceId ? this.#findDevice(deviceId) : await this.chooseDevice(model);
     this.scheduler.assertFits(model, device);

@@ -1,6 +1,5 @@
-import { RoleMeshError } from "../../core/errors.js";
 import { clientSignal } from "../../core/http/client-signal.js";
-import { parseJsonObject, readBody } from "../../core/http/read-body.js";
+import { parseJsonObject, readBody, readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import type { RequestContext, Route } from "../../core/http/router.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
@@ -100,7 +99,7 @@ async function serveOpenAI(
     const firstByte = firstByteAt === undefined ? undefined : seconds(firstByteAt);
     agent.metrics.observeRequest(endpoint, modelId, status, seconds(performance.now()), firstByte);
   });
-  refuseWhileDraining(agent);
+  agent.refuseWhileDraining();
   const raw = await readBody(req, agent.config.max_body_mb * MIB);
   const request = checkOpenAIRequest(endpoint, parseJsonObject(raw));
   const model = agent.resolveModel(request.model);
@@ -165,9 +164,8 @@ function drainState(agent: NodeAgent) {
 
 /** `POST /v1/node/models/{id}/load` with optional `{device}`: answers once the server is ready. */
 async function loadModel(agent: NodeAgent, { req, res, params }: RequestContext): Promise<void> {
-  refuseWhileDraining(agent);
-  const raw = await readBody(req, agent.config.max_body_mb * MIB);
-  const body = raw.length > 0 ? parseJsonObject(raw) : {};
+  // agent.load refuses while the node drains.
+  const body = await readOptionalJsonObject(req, agent.config.max_body_mb * MIB);
   sendJson(res, 200, await agent.load(params.id ?? "", deviceArg(body), clientSignal(res)));
 }
 
@@ -176,16 +174,4 @@ async function unloadModel(agent: NodeAgent, { res, params }: RequestContext): P
   const model = agent.resolveModel(params.id);
   const unloadedFrom = await agent.unload(model.model_id, clientSignal(res));
   sendJson(res, 200, { model_id: model.model_id, unloaded_from: unloadedFrom });
-}
-
-function refuseWhileDraining(agent: NodeAgent): void {
-  if (agent.draining) {
-    throw new RoleMeshError(
-      "shutting_down",
-      "this node is shutting down; send the request elsewhere",
-      {
-        retryAfterS: 1,
-      },
-    );
-  }
 }

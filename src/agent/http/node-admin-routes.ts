@@ -1,5 +1,5 @@
 import { RoleMeshError } from "../../core/errors.js";
-import { parseJsonObject, readBody } from "../../core/http/read-body.js";
+import { readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import { streamEvents } from "../../core/http/sse.js";
 import type { RequestContext, Route } from "../../core/http/router.js";
@@ -85,10 +85,7 @@ export function nodeAdminRoutes(agent: NodeAgent): Route[] {
   ];
 }
 
-async function readJson(req: RequestContext["req"]): Promise<Record<string, unknown>> {
-  const raw = await readBody(req, MIB);
-  return raw.length > 0 ? parseJsonObject(raw) : {};
-}
+const readJson = (req: RequestContext["req"]) => readOptionalJsonObject(req, MIB);
 
 /** `GET /v1/node/operations/{op_id}`: the status, or with `Accept: text/event-stream` every change until done. */
 function showOperation(agent: NodeAgent, { req, res, params }: RequestContext): void {

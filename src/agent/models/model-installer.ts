@@ -11,10 +11,10 @@ import { checkGgufComplete, GgufError } from "./gguf.js";
 
 /** What to download, and where (SPEC §10 `model.install`). */
 export interface InstallRequest {
-  /** `http(s)://…` or `hf://org/repo/file.gguf`. */
-  url: string;
-  /** The file name under the models folder; by default the URL's last path segment. */
-  fileName?: string;
+  /** Where to download from (see `resolveSource`). */
+  source: URL;
+  /** The file name under the models folder (see `installFileName`). */
+  fileName: string;
   /** Expected SHA-256 of the whole file, hex. */
   sha256?: string;
   modelsDir: string;
@@ -85,8 +85,7 @@ export function installFileName(source: URL, fileName: string | undefined): stri
  * a transfer that keeps being cut leaves its `.part` for the next install to resume.
  */
 export async function downloadModel(install: InstallRequest): Promise<InstalledFile> {
-  const source = resolveSource(install.url);
-  const name = installFileName(source, install.fileName);
+  const { source, fileName: name } = install;
   await mkdir(install.modelsDir, { recursive: true });
   const target = join(install.modelsDir, name);
   const partial = `${target}.part`;

@@ -118,7 +118,7 @@ export class ModelManager {
       );
     }
     return this.#options.operations.start("model.install", installKey(args.model_id), (op) =>
-      this.#download(args, fileName, op.report.bind(op)),
+      this.#download(args, source, fileName, op.report.bind(op)),
     );
   }
 
@@ -151,16 +151,16 @@ export class ModelManager {
 
   async #download(
     args: z.output<typeof InstallArgsSchema>,
+    source: URL,
     fileName: string,
     report: Parameters<typeof downloadModel>[0]["report"],
   ): Promise<InstalledModel> {
-    const source = resolveSource(args.url);
     this.#options.log.info(
       { model: args.model_id, source: `${source.origin}${source.pathname}` },
       "installing model",
     );
     const file = await downloadModel({
-      url: args.url,
+      source,
       fileName,
       ...(args.sha256 ? { sha256: args.sha256 } : {}),
       modelsDir: this.modelsDir,

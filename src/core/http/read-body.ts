@@ -44,3 +44,12 @@ export function parseJsonObject(raw: Buffer): Record<string, unknown> {
   }
   return value as Record<string, unknown>;
 }
+
+/** Reads a body of arguments that may be left out: an empty body is `{}`. */
+export async function readOptionalJsonObject(
+  req: IncomingMessage,
+  limitBytes: number,
+): Promise<Record<string, unknown>> {
+  const raw = await readBody(req, limitBytes);
+  return raw.length > 0 ? parseJsonObject(raw) : {};
+}

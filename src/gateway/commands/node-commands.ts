@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { RoleMeshError } from "../../core/errors.js";
+import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
 import type { OperationStatus } from "../../protocol/operations.js";
 import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";
 import type { CommandTransport } from "./command-transport.js";
@@ -171,8 +171,7 @@ export class NodeCommands {
         try {
           return await this.send(node.nodeId, "model.delete", { model_id: modelId }, sender);
         } catch (err) {
-          const error =
-            err instanceof RoleMeshError ? err : new RoleMeshError("internal_error", String(err));
+          const error = toRoleMeshError(err);
           return { node_id: node.nodeId, status: error.status, body: error.toBody() };
         }
       }),

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
 import { parseRequest } from "../../core/validation.js";
 import { clientSignal } from "../../core/http/client-signal.js";
-import { parseJsonObject, readBody } from "../../core/http/read-body.js";
+import { parseJsonObject, readBody, readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import type { RequestContext, Route } from "../../core/http/router.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
@@ -15,6 +15,7 @@ import type {
   RegisterResponse,
 } from "../../protocol/registry.js";
 import { streamEvents } from "../../core/http/sse.js";
+import type { EventStream } from "../../core/http/sse.js";
 import { keyAllows } from "../auth/client-keys.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import type { Access, Gateway } from "../gateway.js";
@@ -305,8 +306,7 @@ function events(gateway: Gateway, { res }: RequestContext): void {
  */
 async function nodeCommand(gateway: Gateway, ctx: RequestContext): Promise<void> {
   const command = ctx.params.command ?? "";
-  const raw = await readBody(ctx.req, MIB);
-  const args = raw.length > 0 ? parseJsonObject(raw) : {};
+  const args = await readOptionalJsonObject(ctx.req, MIB);
   const answer = await gateway.commands.send(ctx.params.id ?? "", command, args, {
     by: gateway.adminName(ctx.req),
   });
@@ -324,13 +324,19 @@ async function operation(gateway: Gateway, { req, res, params }: RequestContext)
     sendJson(res, 200, await gateway.commands.operation(opId));
     return;
   }
-  const signal = clientSignal(res);
-  await gateway.commands.operation(opId); // 404 before the stream starts
-  const events = streamEvents(res);
+  // The stream starts with the first status, so an unknown operation is still a plain 404.
+  let events: EventStream | undefined;
   try {
-    await gateway.commands.follow(opId, (status) => events.send(status), signal);
+    await gateway.commands.follow(
+      opId,
+      (status) => {
+        events ??= streamEvents(res);
+        events.send(status);
+      },
+      clientSignal(res),
+    );
   } finally {
-    events.end();
+    events?.end();
   }
 }
 

@@ -6,6 +6,7 @@ import { request } from "undici";
 import { fakeAgent, start, stop } from "../lib/cluster.js";
 import type { Started } from "../lib/cluster.js";
 import { chatBody } from "../lib/client.js";
+import { waitForPeers } from "../lib/gateway-status.js";
 import { figure } from "../lib/stats.js";
 import type { Figure } from "../lib/stats.js";
 
@@ -48,7 +49,7 @@ async function failoverOnce() {
         ]),
       );
     }
-    await waitForPeers(gateway.url, 3);
+    await waitForPeers(gateway.url, (nodes) => nodes.length === 3, "3 agents to register");
     const victim = "node-1";
     let killedAt = Infinity;
     let removedAt = NaN;
@@ -99,15 +100,6 @@ function watchRemoval(gatewayUrl: string, nodeId: string, onRemoved: () => void)
     }
   })().catch(() => undefined);
   return controller;
-}
-
-async function waitForPeers(gatewayUrl: string, count: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const status = (await (await fetch(`${gatewayUrl}/api/status`)).json()) as { peers: unknown[] };
-    if (status.peers.length === count) return;
-    await sleep(25);
-  }
-  throw new Error(`${count} agents did not register`);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

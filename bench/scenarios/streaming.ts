@@ -4,6 +4,7 @@
  */
 import { fakeAgent, start, stop } from "../lib/cluster.js";
 import { chatBody, timedStream } from "../lib/client.js";
+import { waitForPeers } from "../lib/gateway-status.js";
 import { figure, median } from "../lib/stats.js";
 import type { Figure } from "../lib/stats.js";
 import { upstreamOf } from "./relay.js";
@@ -26,7 +27,11 @@ export async function streaming(repeats: number): Promise<StreamingRow[]> {
   ]);
   try {
     const upstream = await upstreamOf(agent);
-    await waitForRegistration(gateway.url);
+    await waitForPeers(
+      gateway.url,
+      (nodes) => nodes[0]?.state === "serving",
+      "the agent to register as serving",
+    );
     const rows: StreamingRow[] = [];
     for (const [path, url] of [
       ["direct to upstream", upstream.url],
@@ -53,14 +58,3 @@ export async function streaming(repeats: number): Promise<StreamingRow[]> {
 }
 
 export const STREAM_SETUP = { tokenMs: TOKEN_MS, tokens: TOKENS };
-
-async function waitForRegistration(gatewayUrl: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const status = (await (await fetch(`${gatewayUrl}/api/status`)).json()) as {
-      peers: { state: string }[];
-    };
-    if (status.peers[0]?.state === "serving") return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("the agent did not register as serving");
-}

@@ -5,6 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { fakeAgent, stop } from "../../bench/lib/cluster.js";
 import { postJson } from "../../bench/lib/client.js";
+import { readIdentity } from "../../src/agent/supervisor/process-identity.js";
 import { Checks, sleep } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
@@ -38,17 +39,6 @@ export const agentKill: Scenario = {
   },
 };
 
-/** A process's start time (/proc stat field 22), or undefined once it is gone. */
-async function startTime(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return fields[0] === "Z" ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** The state_dir the agent was started with, so a restart finds its pid records. */
 async function stateDirOf(pid: number): Promise<string> {
   const args = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
@@ -56,4 +46,9 @@ async function stateDirOf(pid: number): Promise<string> {
     state_dir: string;
   };
   return config.state_dir;
+}
+
+/** A process's start time, or undefined once it is gone: what tells it from a pid reuse. */
+async function startTime(pid: number): Promise<string | undefined> {
+  return (await readIdentity(pid))?.startTime;
 }

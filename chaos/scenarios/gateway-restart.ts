@@ -5,6 +5,7 @@
 import { request } from "undici";
 import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
 import type { Started } from "../../bench/lib/cluster.js";
+import { peers, until } from "../../bench/lib/gateway-status.js";
 import { Checks, sleep } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
@@ -25,15 +26,18 @@ export const gatewayRestart: Scenario = {
           await fakeAgent(1, { node_id: `chaos-${i}` }, {}, ["--dispatcher-url", gateway.url]),
         );
       }
-      await until(async () => (await peers(gateway.url)) === NODES, 10_000);
+      await until(async () => (await peers(gateway.url))?.length === NODES, 10_000);
 
       // Restart: SIGKILL, start again on the same address, time until all are back.
       await stop(gateway, "SIGKILL");
       gateway = await start("gateway", config);
       const began = performance.now();
-      const back = await until(async () => (await peers(gateway.url)) === NODES, 10_000);
+      const back = await until(async () => (await peers(gateway.url))?.length === NODES, 10_000);
       const backMs = performance.now() - began;
-      checks.expect(back, `only ${await peers(gateway.url)} of ${NODES} nodes came back`);
+      checks.expect(
+        back,
+        `only ${(await peers(gateway.url))?.length ?? 0} of ${NODES} nodes came back`,
+      );
       checks.expect(
         backMs <= HEARTBEAT_S * 1000 + 500,
         `nodes came back after ${Math.round(backMs)} ms`,
@@ -51,7 +55,7 @@ export const gatewayRestart: Scenario = {
         removed.count() === 0,
         `${removed.count()} node(s) marked dead after a blip (${removed.reasons()})`,
       );
-      checks.expect((await peers(gateway.url)) === NODES, "nodes missing after the blip");
+      checks.expect((await peers(gateway.url))?.length === NODES, "nodes missing after the blip");
       return checks.outcome({
         back_after_ms: Math.round(backMs),
         removed_by_blip: removed.count(),
@@ -62,24 +66,6 @@ export const gatewayRestart: Scenario = {
     }
   },
 };
-
-async function peers(gatewayUrl: string): Promise<number> {
-  try {
-    const answer = await request(`${gatewayUrl}/api/status`);
-    return ((await answer.body.json()) as { peers: unknown[] }).peers.length;
-  } catch {
-    return -1;
-  }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (await check()) return true;
-    await sleep(20);
-  }
-  return false;
-}
 
 /** Counts `node_removed` events on the gateway's event stream. */
 function watchRemovals(gatewayUrl: string): {

@@ -70,13 +70,13 @@ describe("readiness and startup timeout", NEEDS_FAKE, () => {
 });
 
 describe("crashes and hangs", NEEDS_FAKE, () => {
-  test("SIGKILL mid-stream: SSE error event, stream ends, next request restarts the server, backoff grows", async () => {
+  test("SIGKILL mid-stream: SSE error event, stream ends, next request restarts the server; one that served since starts a fresh backoff series", async () => {
     const agent = await startAgent({
       config: { models: [testModel()] },
       env: { FAKE_LLAMA_TOKEN_MS: "30" },
     });
     const inventory = () => agent.json<NodeInventory>("/v1/node/inventory");
-    for (let round = 1; round <= 2; round++) {
+    for (let round = 1; round <= 3; round++) {
       const answer = await postStream(
         `${agent.url}/v1/chat/completions`,
         chat({ stream: true, max_tokens: 200 }),
@@ -93,23 +93,37 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
       const last = answer.events.at(-1) as ErrorAnswer;
       assert.equal(last.error.code, "upstream_error", `round ${round}: ${answer.text.slice(-300)}`);
       assert.ok(!answer.events.includes("[DONE]"));
-      const failed = await waitUntil(async () => {
-        const device = (await inventory()).devices[0];
-        return device?.server.state === "failed" ? device : undefined;
-      }, "the device to show failed");
-      assert.equal(failed.server.consecutive_failures, round);
+      const failed = await failedDevice(inventory);
       assert.equal(failed.last_error?.signal, "SIGKILL");
-      assert.ok(failed.server.next_attempt_at, "the next attempt time is shown");
-      const backoffMs =
-        Date.parse(failed.server.next_attempt_at) - Date.parse(failed.last_error?.at ?? "");
-      assert.ok(
-        backoffMs >= 1000 * 2 ** (round - 1) - 50,
-        `round ${round} backs off ${backoffMs} ms`,
-      );
+      // Round 1 is the first crash; before rounds 2 and 3 the restarted server completed a
+      // request, so each kill is the first of a new series, not a crash loop.
+      assert.equal(failed.server.consecutive_failures, 1, `round ${round}`);
+      const backoffMs = backoffOf(failed);
+      assert.ok(backoffMs >= 950 && backoffMs < 2000, `round ${round} backs off ${backoffMs} ms`);
 
       const next = await postJson(`${agent.url}/v1/chat/completions`, chat());
       assert.equal(next.status, 200, `round ${round}: ${next.text}`);
       assert.equal((await inventory()).devices[0]?.server.restarts, round);
+    }
+  });
+
+  test("a server that crashes before it ever serves backs off exponentially, and says when it tries next", async () => {
+    const agent = await startAgent({
+      config: { models: [testModel()] },
+      env: { FAKE_LLAMA_CRASH_AFTER: "1" }, // every generation kills the server
+    });
+    const inventory = () => agent.json<NodeInventory>("/v1/node/inventory");
+    for (let round = 1; round <= 3; round++) {
+      const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+      assertError(answer, 502, "upstream_error");
+      const failed = await failedDevice(inventory);
+      assert.equal(failed.server.consecutive_failures, round);
+      assert.ok(failed.server.next_attempt_at, "the next attempt time is shown");
+      const backoffMs = backoffOf(failed);
+      assert.ok(
+        backoffMs >= 1000 * 2 ** (round - 1) - 50,
+        `round ${round} backs off ${backoffMs} ms`,
+      );
     }
   });
 
@@ -130,6 +144,9 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
     const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
     assertError(answer, 502, "upstream_error");
     assert.match(answer.body.error.message, /no complete answer within 1 s/);
+    // A hung server is not a dead one: the request that timed out is not sent to it again.
+    const launched = agent.output.filter((line) => line.includes("processing task"));
+    assert.equal(launched.length, 1, launched.join("\n"));
     const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
     assert.equal(device?.queue.in_flight, 0, "the device's turn was given back");
   });
@@ -149,6 +166,21 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
     assert.match(device?.last_error?.stderr_tail.join("\n") ?? "", /failed to load model/);
   });
 });
+
+type DeviceInventory = NodeInventory["devices"][number];
+
+/** The first device once it shows `failed` (its crash was noticed). */
+function failedDevice(inventory: () => Promise<NodeInventory>): Promise<DeviceInventory> {
+  return waitUntil(async () => {
+    const device = (await inventory()).devices[0];
+    return device?.server.state === "failed" ? device : undefined;
+  }, "the device to show failed");
+}
+
+/** How long the supervisor waits after the crash before it starts the server again. */
+function backoffOf(device: DeviceInventory): number {
+  return Date.parse(device.server.next_attempt_at ?? "") - Date.parse(device.last_error?.at ?? "");
+}
 
 /** Fails if the process dies within `ms`: a check that something does *not* happen. */
 async function assertAliveFor(pid: number, ms: number, what: string): Promise<void> {

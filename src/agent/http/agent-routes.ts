@@ -107,7 +107,8 @@ async function serveOpenAI(
   const device = await agent.chooseDevice(model);
   const signal = clientSignal(res);
   // A server killed a moment ago can still look ready until its exit is noticed: a request
-  // refused before any byte was sent waits for that and is served by the restarted server.
+  // it never received waits for that and is served by the restarted server. One it did
+  // receive is not sent again: it may be what crashed the server.
   for (let attempt = 1; ; attempt++) {
     let reservation;
     try {
@@ -127,9 +128,14 @@ async function serveOpenAI(
         responseHeaders: { "x-rolemesh-node": agent.nodeId, "x-rolemesh-model": model.model_id },
       });
       firstByteAt = result.firstByteAt;
+      if (result.complete) device.supervisor.served(reservation.upstream);
       return;
     } catch (err) {
-      const retry = attempt === 1 && err instanceof UpstreamUnreachableError && !res.headersSent;
+      const retry =
+        attempt === 1 &&
+        err instanceof UpstreamUnreachableError &&
+        err.neverSent &&
+        !res.headersSent;
       if (!retry || signal.aborted) throw err;
       agent.log.warn(
         { device: device.ref.id, err: err.message },

@@ -123,6 +123,15 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     }
   }
 
+  /**
+   * A request to `upstream` completed. The server has shown it can serve, so a later crash
+   * starts a fresh backoff series: backoff is for servers that cannot serve, not for one that
+   * something else kills now and then (the OOM killer, an operator).
+   */
+  served(upstream: Pool): void {
+    if (upstream === this.#upstream) this.#consecutiveFailures = 0;
+  }
+
   /** Stops the server (if any) and waits until it is gone. */
   stop(): Promise<void> {
     return this.#serialized(() => this.#stopCurrent());

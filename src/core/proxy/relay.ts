@@ -84,6 +84,13 @@ async function relayUntil(
     });
   } catch (err) {
     if (clientGone.aborted) return { status: 499, complete: false };
+    // A deadline that passed spent the client's whole budget: the upstream is slow or hung,
+    // not gone, so this is final — retrying would only make the client wait twice as long.
+    if (deadline.passed) {
+      throw new RoleMeshError("upstream_error", `the upstream did not answer: ${failure(err)}`, {
+        cause: err,
+      });
+    }
     throw new UpstreamUnreachableError(`the upstream did not answer: ${failure(err)}`, {
       cause: err,
     });
@@ -138,16 +145,26 @@ async function relayUntil(
 }
 
 /**
- * Failed before any answer: connection refused or reset, or the deadline passed first. Nothing
- * reached the client yet, so a caller may try another upstream.
+ * Failed before any answer: connection refused or reset. Nothing reached the client yet and
+ * the deadline has not passed, so a caller may try another upstream.
  */
 export class UpstreamUnreachableError extends RoleMeshError {
   override readonly name = "UpstreamUnreachableError";
+  /**
+   * True when the request never reached the upstream (connection refused, or the pool was
+   * closed before it was dispatched), so sending it again cannot repeat what it did there.
+   */
+  readonly neverSent: boolean;
 
   constructor(message: string, options: { cause?: unknown } = {}) {
     super("upstream_error", message, options);
+    const code = (options.cause as { code?: unknown } | undefined)?.code;
+    this.neverSent = typeof code === "string" && NEVER_SENT_CODES.has(code);
   }
 }
+
+/** Error codes (node's and undici's) of a request that was not delivered at all. */
+const NEVER_SENT_CODES = new Set(["ECONNREFUSED", "UND_ERR_DESTROYED", "UND_ERR_CLOSED"]);
 
 /**
  * Maps an upstream error answer to ours. Another RoleMesh process (an agent behind a gateway)

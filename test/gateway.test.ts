@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { NodeInventory } from "../src/protocol/inventory.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
 import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
@@ -137,6 +138,20 @@ describe("one gateway, three agents", () => {
       404,
       "model_not_found",
     );
+  });
+
+  test("a model whose every node is at its queue limit answers 503 queue_full with Retry-After", async () => {
+    const long = { ...chat("solo"), max_tokens: 300 };
+    const held = [0, 1].map(() => postJson(`${gateway.url}/v1/chat/completions`, long));
+    await waitUntil(async () => {
+      const inventory = await agents[0]!.json<NodeInventory>("/v1/node/inventory");
+      const queue = inventory.devices[0]?.queue;
+      return queue !== undefined && queue.in_flight + queue.pending === queue.limit;
+    }, "node-0's queue to fill");
+    const rejected = await postJson(`${gateway.url}/v1/chat/completions`, long);
+    assertError(rejected, 503, "queue_full");
+    assert.ok(Number(rejected.headers["retry-after"]) >= 1, "Retry-After is passed on");
+    for (const answer of await Promise.all(held)) assert.equal(answer.status, 200, answer.text);
   });
 
   test("streams pass through the gateway chunk by chunk; /api/events streams registry changes", async () => {

@@ -239,6 +239,7 @@ async function forward(
   }
   const signal = clientSignal(res);
   let lastFailure: RoleMeshError | undefined;
+  let everyNodeFull = true;
   for (const { record, modelId } of choices.slice(0, gateway.config.max_attempts)) {
     const forwarded =
       modelId === name ? raw : Buffer.from(JSON.stringify({ ...body, model: modelId }));
@@ -265,12 +266,14 @@ async function forward(
         "trying the next node",
       );
       lastFailure = err;
+      everyNodeFull &&= err.code === "queue_full";
     } finally {
       record.inFlight--;
     }
   }
+  // Nodes that are only busy give the client the same answer one node would: come back shortly.
   throw new RoleMeshError(
-    "no_capacity",
+    everyNodeFull ? "queue_full" : "no_capacity",
     `no node could take the request for "${name}" (last: ${lastFailure?.message ?? "none"})`,
     { retryAfterS: lastFailure?.retryAfterS ?? 1 },
   );

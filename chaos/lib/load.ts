@@ -20,10 +20,13 @@ export interface Tally {
 }
 
 export interface LoadOptions {
-  /** The endpoint, e.g. `http://127.0.0.1:8080/v1/chat/completions`. */
-  url: string;
-  /** The JSON body of the n-th request; `stream: true` in it reads the answer as SSE. */
-  body(n: number): Record<string, unknown>;
+  /** Where the server answers, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /**
+   * The n-th request: its path (e.g. `/v1/chat/completions`) and JSON body; `stream: true` in
+   * the body reads the answer as SSE.
+   */
+  next(n: number): { path: string; body: Record<string, unknown> };
   concurrency: number;
   durationMs: number;
   headers?: Record<string, string>;
@@ -55,7 +58,7 @@ export async function closedLoop(options: LoadOptions): Promise<Tally> {
   let n = 0;
   const client = async () => {
     while (performance.now() < endAt) {
-      const outcome = await send(options, options.body(n++), dispatcher);
+      const outcome = await send(options, options.next(n++), dispatcher);
       tally.sent++;
       record(tally, outcome);
       if (outcome.kind === "rejected") await pause(options.pauseAfterRejectMs ?? 0);
@@ -76,12 +79,12 @@ type Outcome =
 
 async function send(
   options: LoadOptions,
-  body: Record<string, unknown>,
+  { path, body }: { path: string; body: Record<string, unknown> },
   dispatcher: Agent,
 ): Promise<Outcome> {
   const signal = AbortSignal.timeout(options.clientTimeoutMs ?? 60_000);
   try {
-    const answer = await request(options.url, {
+    const answer = await request(`${options.baseUrl}${path}`, {
       method: "POST",
       headers: { "content-type": "application/json", ...options.headers },
       body: JSON.stringify(body),

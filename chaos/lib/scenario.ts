@@ -8,9 +8,16 @@ export interface Outcome {
   reason?: string;
 }
 
+export interface RunOptions {
+  /** How long repeated scenarios go on (rounds, overload), in seconds. */
+  durationS: number;
+  /** How long the soak runs, in seconds. */
+  soakS: number;
+}
+
 export interface Scenario {
   name: string;
-  run(options: { durationS: number }): Promise<Outcome>;
+  run(options: RunOptions): Promise<Outcome>;
 }
 
 /** A check inside a scenario; failing ones are collected into the outcome's reason. */

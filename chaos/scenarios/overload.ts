@@ -93,8 +93,8 @@ export const overload: Scenario = {
 /** CLIENTS clients without pause between requests; a third of them stream. */
 function overloadOnce(baseUrl: string, durationS: number): Promise<Tally> {
   return closedLoop({
-    url: `${baseUrl}/v1/chat/completions`,
-    body: (n) => chatBody(16, n % 3 === 0),
+    baseUrl,
+    next: (n) => ({ path: "/v1/chat/completions", body: chatBody(16, n % 3 === 0) }),
     concurrency: CLIENTS,
     durationMs: durationS * 1000,
     clientTimeoutMs: 30_000,

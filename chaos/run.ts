@@ -1,27 +1,43 @@
 /**
  * `npm run chaos`: fault scenarios on loopback, each ending in a pass/fail line with figures.
- * `--duration 30m` lengthens the repeated ones (a soak); `--short` is the CI profile;
- * `--only=name,…` picks scenarios by the start of their names.
+ * By hand, repeated scenarios run for a minute and the soak for 30 minutes; `--duration 2h`
+ * sets the soak's length; `--short` is the CI profile (seconds each); `--only=name,…` picks
+ * scenarios by the start of their names.
  */
 import { stopAll } from "../bench/lib/cluster.js";
-import type { Scenario } from "./lib/scenario.js";
+import type { RunOptions, Scenario } from "./lib/scenario.js";
 import { agentKill } from "./scenarios/agent-kill.js";
+import { authEnumeration } from "./scenarios/auth-enumeration.js";
 import { engineKill } from "./scenarios/engine-kill.js";
 import { gatewayRestart } from "./scenarios/gateway-restart.js";
 import { hungUpstream } from "./scenarios/hung-upstream.js";
+import { overload } from "./scenarios/overload.js";
+import { soak } from "./scenarios/soak.js";
 
-const SCENARIOS: Scenario[] = [engineKill, agentKill, gatewayRestart, hungUpstream];
+const SCENARIOS: Scenario[] = [
+  engineKill,
+  agentKill,
+  gatewayRestart,
+  hungUpstream,
+  overload,
+  authEnumeration,
+  soak,
+];
 
-function durationSeconds(argv: string[]): number {
-  const index = argv.indexOf("--duration");
-  if (index < 0) return argv.includes("--short") ? 10 : 60;
-  const match = /^(\d+)(s|m|h)?$/.exec(argv[index + 1] ?? "");
-  if (!match) throw new Error(`--duration: expected e.g. 90s, 30m or 2h, got "${argv[index + 1]}"`);
+/** `90s`, `30m`, `2h` or a number of seconds. */
+function parseDuration(text: string | undefined): number {
+  const match = /^(\d+)(s|m|h)?$/.exec(text ?? "");
+  if (!match) throw new Error(`--duration: expected e.g. 90s, 30m or 2h, got "${text}"`);
   return Number(match[1]) * { s: 1, m: 60, h: 3600 }[(match[2] ?? "s") as "s" | "m" | "h"];
 }
 
 const argv = process.argv.slice(2);
-const durationS = durationSeconds(argv);
+const short = argv.includes("--short");
+const durationIndex = argv.indexOf("--duration");
+const options: RunOptions = {
+  durationS: short ? 10 : 60,
+  soakS: durationIndex >= 0 ? parseDuration(argv[durationIndex + 1]) : short ? 20 : 1800,
+};
 const only = argv
   .find((arg) => arg.startsWith("--only="))
   ?.slice(7)
@@ -32,7 +48,7 @@ for (const scenario of SCENARIOS) {
   const began = performance.now();
   let line: string;
   try {
-    const outcome = await scenario.run({ durationS });
+    const outcome = await scenario.run(options);
     const figures = Object.entries(outcome.figures)
       .map(([key, value]) => `${key}=${value}`)
       .join(" ");

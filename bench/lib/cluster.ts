@@ -22,6 +22,8 @@ export interface Started {
   /** Milliseconds from spawn to the "listening" log line. */
   startMs: number;
   exited: Promise<unknown>;
+  /** Every line the process printed so far: its JSON log (stdout), and stderr. */
+  output: string[];
 }
 
 const running: Started[] = [];
@@ -54,14 +56,19 @@ export async function start(
     [...nodeArgs, join(ROOT, "bin/rolemesh.js"), command, "--config", file, ...args],
     {
       detached: true,
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...env },
     },
   );
   const exited = once(child, "exit");
+  const output: string[] = [];
+  // stderr still reaches the terminal, as it did when inherited.
+  child.stderr!.on("data", (chunk: Buffer) => process.stderr.write(chunk));
+  createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
   const message = command === "agent" ? "node agent listening" : "gateway listening";
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (line) => {
+      output.push(line);
       try {
         const entry = JSON.parse(line) as { msg?: string; url?: string };
         if (entry.msg === message && entry.url) resolve(entry.url);
@@ -71,7 +78,14 @@ export async function start(
     });
     void exited.then(() => reject(new Error(`${command} exited before listening`)));
   });
-  const started = { child, pid: child.pid!, url, startMs: performance.now() - began, exited };
+  const started = {
+    child,
+    pid: child.pid!,
+    url,
+    startMs: performance.now() - began,
+    exited,
+    output,
+  };
   running.push(started);
   return started;
 }

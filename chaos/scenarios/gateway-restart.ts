@@ -1,6 +1,7 @@
 /**
  * 3. Gateway restart: every node back in the registry within one heartbeat interval with no
- * action by anyone; and a blip (the gateway paused longer than the lease) marks no node dead.
+ * action by anyone; a blip of the gateway (paused even longer than the lease) marks no node dead,
+ * and neither does a node that stops for less than the lease.
  */
 import { request } from "undici";
 import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
@@ -56,9 +57,23 @@ export const gatewayRestart: Scenario = {
         `${removed.count()} node(s) marked dead after a blip (${removed.reasons()})`,
       );
       checks.expect((await peers(gateway.url))?.length === NODES, "nodes missing after the blip");
+
+      // Node blip: one agent stops for less than the lease, misses heartbeats, goes on.
+      const nodeBlip = watchRemovals(gateway.url);
+      const paused = agents[0]!;
+      process.kill(paused.pid, "SIGSTOP");
+      await sleep(3 * HEARTBEAT_S * 1000 - 800);
+      process.kill(paused.pid, "SIGCONT");
+      await sleep(2 * HEARTBEAT_S * 1000);
+      nodeBlip.stop();
+      checks.expect(
+        nodeBlip.count() === 0,
+        `a node paused for less than the lease was marked dead (${nodeBlip.reasons()})`,
+      );
       return checks.outcome({
         back_after_ms: Math.round(backMs),
-        removed_by_blip: removed.count(),
+        removed_by_gateway_blip: removed.count(),
+        removed_by_node_blip: nodeBlip.count(),
       });
     } finally {
       for (const agent of agents) await stop(agent);

@@ -38,6 +38,14 @@ const SWEEP_INTERVAL_MS = 1000;
 export type Access = "join" | "client" | "read" | "admin";
 
 /**
+ * Every route the gateway serves. Only handlers touch `gateway`, so tests can list the routes
+ * (method, path, access) without a running gateway.
+ */
+export function gatewayRouteTable(gateway: Gateway, assets: ConsoleAssets): Route[] {
+  return [...gatewayRoutes(gateway), ...assets.routes()];
+}
+
+/**
  * The gateway (SPEC §7.2–7.4): the registry of live nodes, routing of OpenAI requests by model
  * id or role, status and events for the console, client keys and the admin API.
  */
@@ -105,7 +113,7 @@ export class Gateway {
         this.#broadcastWakeable();
     });
     this.wakeable.on("change", () => this.#broadcastWakeable());
-    const router = new Router([...gatewayRoutes(this), ...parts.console.routes()]);
+    const router = new Router(gatewayRouteTable(this, parts.console));
     this.#server = createServer(
       dispatcher({
         router,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
@@ -176,6 +176,36 @@ describe("one gateway, three agents", () => {
     }
     controller.abort();
     assert.match(text, /^data: \{"type":"status","status":\{/);
+  });
+
+  test("an /api/events reader that stops reading is cut off, not sent every later event", async () => {
+    // A node whose every update is a quarter-megabyte event.
+    const chatty = {
+      node_id: "chatty",
+      hostname: "chatty",
+      agent_url: "http://127.0.0.1:9",
+      version: "0",
+      capabilities: {},
+      labels: { story: "x".repeat(256 * 1024) },
+      started_at: 2000,
+      sequence: 1,
+      snapshot: { state: "standby", devices: [], models: [] },
+    };
+    const url = (path: string) => `${gateway.url}/v1/nodes/${path}`;
+    assert.equal((await postJson(url("register"), chatty, { headers: joinHeaders })).status, 200);
+    const { port } = new URL(gateway.url);
+    const stalled = connect(Number(port), "127.0.0.1");
+    stalled.on("error", () => undefined); // the gateway resets it
+    stalled.write(`GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    stalled.pause(); // and never reads again
+    const cutOff = () => gateway.output.some((line) => line.includes("reader fell behind"));
+    // Enough for the kernel's socket buffers and the gateway's backlog limit, many times over.
+    for (let sequence = 2; sequence < 400 && !cutOff(); sequence++) {
+      await postJson(url("heartbeat"), { ...chatty, sequence }, { headers: joinHeaders });
+    }
+    stalled.destroy();
+    await postJson(url("deregister"), { ...chatty, sequence: 400 }, { headers: joinHeaders });
+    assert.ok(cutOff(), "the gateway cut the stalled reader off");
   });
 
   test("wrong join token: 401 and nothing stored; replayed and late messages change nothing", async () => {

@@ -1,11 +1,11 @@
 import { once } from "node:events";
-import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Pool } from "undici";
 import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { dispatcher, Router } from "../core/http/router.js";
+import { createApiServer } from "../core/http/server.js";
 import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/router.js";
 import type { Logger } from "../core/logger.js";
@@ -33,6 +33,9 @@ export interface GatewayOptions {
 
 /** How often leases are checked. */
 const SWEEP_INTERVAL_MS = 1000;
+
+/** Unread event bytes the gateway holds for one `/api/events` reader before it cuts it off. */
+const EVENT_BACKLOG_LIMIT_BYTES = 4 * 1024 * 1024;
 
 /** Which credentials a gateway route needs. */
 export type Access = "join" | "client" | "read" | "admin";
@@ -114,7 +117,7 @@ export class Gateway {
     });
     this.wakeable.on("change", () => this.#broadcastWakeable());
     const router = new Router(gatewayRouteTable(this, parts.console));
-    this.#server = createServer(
+    this.#server = createApiServer(
       dispatcher({
         router,
         authorize: (req, route) => this.#authorize(req, route),
@@ -206,7 +209,20 @@ export class Gateway {
     // Every heartbeat is an event: with no console open, skip serializing it.
     if (this.#events.size === 0) return;
     const payload = sseEvent(event);
-    for (const client of this.#events) client.write(payload);
+    for (const client of this.#events) {
+      if (client.writableLength > EVENT_BACKLOG_LIMIT_BYTES) {
+        // A reader that stopped reading (a frozen tab, a stuck script) would make the gateway
+        // hold every later event for it. Cut it off; a console reconnects to a fresh status.
+        this.log.warn(
+          { backlog_bytes: client.writableLength },
+          "an /api/events reader fell behind; closing its stream",
+        );
+        this.#events.delete(client);
+        client.destroy();
+        continue;
+      }
+      client.write(payload);
+    }
   }
 
   #broadcastWakeable(): void {

@@ -4,7 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { once } from "node:events";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
@@ -206,6 +209,54 @@ describe("one gateway, three agents", () => {
     stalled.destroy();
     await postJson(url("deregister"), { ...chatty, sequence: 400 }, { headers: joinHeaders });
     assert.ok(cutOff(), "the gateway cut the stalled reader off");
+  });
+
+  test("the gateway closes its connections to a node that left", async () => {
+    // A stand-in agent that asks to keep connections open for minutes, as a server may.
+    let open = 0;
+    const standIn = createHttpServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "keep-alive": "timeout=300" });
+      res.end(JSON.stringify({ choices: [{ message: { content: "hi" } }] }));
+    });
+    standIn.on("connection", (socket) => {
+      open++;
+      socket.on("close", () => open--);
+    });
+    standIn.listen(0, "127.0.0.1");
+    await once(standIn, "listening");
+    const { port } = standIn.address() as AddressInfo;
+    const departing = {
+      node_id: "departing",
+      hostname: "departing",
+      agent_url: `http://127.0.0.1:${port}`,
+      version: "0",
+      capabilities: {},
+      labels: {},
+      started_at: 3000,
+      sequence: 1,
+      snapshot: {
+        state: "serving",
+        devices: [],
+        models: [
+          { id: "departing-model", path: "/m.gguf", roles: [], size_bytes: 1, loaded_on: [] },
+        ],
+      },
+    };
+    const url = (path: string) => `${gateway.url}/v1/nodes/${path}`;
+    try {
+      assert.equal(
+        (await postJson(url("register"), departing, { headers: joinHeaders })).status,
+        200,
+      );
+      const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("departing-model"));
+      assert.equal(answer.status, 200, answer.text);
+      assert.equal(open, 1, "the gateway keeps a connection to the node");
+      await postJson(url("deregister"), { ...departing, sequence: 2 }, { headers: joinHeaders });
+      await waitUntil(async () => open === 0, "the gateway to close its connection", 5000);
+    } finally {
+      standIn.closeAllConnections();
+      standIn.close();
+    }
   });
 
   test("wrong join token: 401 and nothing stored; replayed and late messages change nothing", async () => {

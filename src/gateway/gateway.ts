@@ -140,7 +140,10 @@ export class Gateway {
     const gateway = new Gateway(config, log, { keys, wakeable, console }, options);
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
-    gateway.#sweeper = setInterval(() => gateway.registry.sweep(), SWEEP_INTERVAL_MS).unref();
+    gateway.#sweeper = setInterval(() => {
+      gateway.registry.sweep();
+      gateway.#closeUnusedPools();
+    }, SWEEP_INTERVAL_MS).unref();
     const exposed = !isLoopbackHost(config.listen_host);
     if (exposed && !keys.enabled)
       log.warn("the OpenAI API is open to anyone who can reach this address: add api_keys");
@@ -197,6 +200,20 @@ export class Gateway {
       this.#pools.set(agentUrl, pool);
     }
     return pool;
+  }
+
+  /**
+   * Closes the pools to agent addresses no live node has any more: nodes that left, or came
+   * back on another address. Requests still running through a pool finish first.
+   */
+  #closeUnusedPools(): void {
+    if (this.#pools.size === 0) return;
+    const inUse = new Set(this.registry.live().map((record) => record.agentUrl));
+    for (const [url, pool] of this.#pools) {
+      if (inUse.has(url)) continue;
+      this.#pools.delete(url);
+      pool.close().catch(() => undefined);
+    }
   }
 
   /** Keeps an SSE client of `/api/events` until it leaves. */

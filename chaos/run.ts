@@ -10,6 +10,7 @@ import { agentKill } from "./scenarios/agent-kill.js";
 import { authEnumeration } from "./scenarios/auth-enumeration.js";
 import { engineKill } from "./scenarios/engine-kill.js";
 import { gatewayRestart } from "./scenarios/gateway-restart.js";
+import { hostileInput } from "./scenarios/hostile-input.js";
 import { hungUpstream } from "./scenarios/hung-upstream.js";
 import { overload } from "./scenarios/overload.js";
 import { soak } from "./scenarios/soak.js";
@@ -22,6 +23,7 @@ const SCENARIOS: Scenario[] = [
   overload,
   authEnumeration,
   soak,
+  hostileInput,
 ];
 
 /** `90s`, `30m`, `2h` or a number of seconds. */

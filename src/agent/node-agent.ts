@@ -1,4 +1,3 @@
-import { createServer } from "node:http";
 import type { Server } from "node:http";
 import { once } from "node:events";
 import { mkdir } from "node:fs/promises";
@@ -8,6 +7,7 @@ import { RoleMeshError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { dispatcher, Router } from "../core/http/router.js";
+import { createApiServer } from "../core/http/server.js";
 import type {
   DeviceMetrics,
   DeviceRef,
@@ -130,7 +130,7 @@ export class NodeAgent {
     );
     this.metrics = new AgentMetrics(this.scheduler);
     const router = new Router(agentRoutes(this));
-    this.#server = createServer(
+    this.#server = createApiServer(
       dispatcher({
         router,
         authorize: (req) => this.#authorize(bearerToken(req)),

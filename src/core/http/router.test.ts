@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import { connect } from "node:net";
+import type { AddressInfo } from "node:net";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { rawExchange } from "../../../chaos/lib/raw-http.js";
 import { RoleMeshError } from "../errors.js";
-import { Router } from "./router.js";
+import { readBody } from "./read-body.js";
+import { sendJson } from "./respond.js";
+import { dispatcher, Router } from "./router.js";
 
 const router = new Router([
   { method: "GET", path: "/v1/models", handle: () => undefined },
@@ -28,4 +35,73 @@ test("unknown paths are 404, known paths with another method 405, bad escapes 40
   assert.equal(code("DELETE", "/v1/models"), "405 method_not_allowed");
   assert.equal(code("POST", "/v1/node/models/%E0%A4%A/load"), "400 invalid_request");
   assert.equal(code("GET", "/v1/models/"), "404 not_found");
+});
+
+describe("dispatcher", () => {
+  const unexpected: unknown[] = [];
+  let handled: Promise<void>;
+  let finished: () => void;
+  /** Called as the upload route starts reading its body. */
+  let onUpload = () => {};
+  const server = createServer(
+    dispatcher({
+      router: new Router([
+        { method: "GET", path: "/v1/models", handle: ({ res }) => sendJson(res, 200, {}) },
+        {
+          method: "POST",
+          path: "/upload",
+          handle: async ({ req, res }) => {
+            onUpload();
+            try {
+              sendJson(res, 200, { bytes: (await readBody(req, 1024)).length });
+            } finally {
+              finished();
+            }
+          },
+        },
+      ]),
+      authorize: () => undefined,
+      onUnexpected: (err) => unexpected.push(err),
+    }),
+  );
+  let url: string;
+  const exchange = (head: string) =>
+    rawExchange(url, `${head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`, {
+      timeoutMs: 5_000,
+    });
+
+  before(async () => {
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+  beforeEach(() => {
+    unexpected.length = 0;
+    handled = new Promise((resolve) => (finished = resolve));
+  });
+
+  test("a request target that is no URL is a 400, not a 500 logged as a bug", async () => {
+    for (const target of ["http://[/", "http://a:99999/v1/models"]) {
+      const answer = await exchange(`GET ${target} HTTP/1.1`);
+      assert.equal(answer.status, 400, target);
+      assert.match(answer.body, /"code":"invalid_request"/);
+    }
+    assert.deepEqual(unexpected, []);
+  });
+
+  test("an origin-form target starting with // is a path, never a host", async () => {
+    assert.equal((await exchange("GET //x/v1/models HTTP/1.1")).status, 404);
+    assert.equal((await exchange("GET http://x/v1/models HTTP/1.1")).status, 200);
+  });
+
+  test("a client that leaves in the middle of its body is no unexpected failure", async () => {
+    const socket = connect(Number(new URL(url).port), "127.0.0.1");
+    onUpload = () => socket.destroy();
+    socket.write("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{");
+    await handled;
+    // The dispatcher's catch runs right after the handler's finally.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(unexpected, []);
+  });
 });

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RoleMeshError } from "../errors.js";
+import { ClientGoneError } from "./client-signal.js";
+import { requestUrl } from "./request-target.js";
 import { sendError } from "./respond.js";
 
 export interface RequestContext {
@@ -98,11 +100,13 @@ export function dispatcher(options: DispatchOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       try {
-        const url = new URL(req.url ?? "/", "http://localhost");
+        const url = requestUrl(req.url ?? "/");
         const { route, params } = options.router.match(req.method ?? "GET", url.pathname);
         if (!route.public) options.authorize(req, route);
         await route.handle({ req, res, url, params });
       } catch (err) {
+        // A client that left has nobody to answer, and is no bug.
+        if (err instanceof ClientGoneError) return;
         if (!(err instanceof RoleMeshError)) options.onUnexpected(err, req);
         sendError(res, err);
       }

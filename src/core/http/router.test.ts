@@ -35,6 +35,8 @@ test("unknown paths are 404, known paths with another method 405, bad escapes 40
   assert.equal(code("DELETE", "/v1/models"), "405 method_not_allowed");
   assert.equal(code("POST", "/v1/node/models/%E0%A4%A/load"), "400 invalid_request");
   assert.equal(code("GET", "/v1/models/"), "404 not_found");
+  assert.equal(code("HEAD", "/v1/models"), "matched", "HEAD is served by the GET route");
+  assert.equal(code("HEAD", "/v1/node/models/a/load"), "405 method_not_allowed");
 });
 
 describe("dispatcher", () => {

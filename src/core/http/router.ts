@@ -53,14 +53,18 @@ export class Router {
     });
   }
 
-  /** Finds the route for a request; throws 404 or 405 as an OpenAI-shaped error. */
+  /**
+   * Finds the route for a request; throws 404 or 405 as an OpenAI-shaped error. HEAD is served
+   * by the GET route (node:http sends no body for it), as health checkers and `curl -I` expect.
+   */
   match(method: string, pathname: string): { route: Route; params: Record<string, string> } {
+    const wanted = method === "HEAD" ? "GET" : method;
     let pathMatched = false;
     for (const { route, pattern, names } of this.#compiled) {
       const found = pattern.exec(pathname);
       if (!found) continue;
       pathMatched = true;
-      if (route.method !== method) continue;
+      if (route.method !== wanted) continue;
       const params: Record<string, string> = {};
       names.forEach((name, i) => {
         params[name] = decodeSegment(found[i + 1] ?? "");

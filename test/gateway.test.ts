@@ -46,6 +46,22 @@ const status = (gateway: AgentProcess) => gateway.json<StatusResponse>("/api/sta
 const peerIds = async (gateway: AgentProcess) =>
   (await status(gateway)).peers.map((peer) => peer.node_id).sort();
 
+/** The descriptor of a node the test plays itself, as an agent would register it. */
+function playedNode(nodeId: string, startedAt: number, extra: Record<string, unknown> = {}) {
+  return {
+    node_id: nodeId,
+    hostname: nodeId,
+    agent_url: "http://127.0.0.1:9",
+    version: "0",
+    capabilities: {},
+    labels: {},
+    started_at: startedAt,
+    sequence: 1,
+    snapshot: { state: "standby", devices: [], models: [] },
+    ...extra,
+  };
+}
+
 describe("one gateway, three agents", () => {
   let gateway: AgentProcess;
   let gatewayPort: number;
@@ -88,6 +104,9 @@ describe("one gateway, three agents", () => {
   after(async () => {
     for (const agent of agents) if (agent.child.exitCode === null) await stopAgent(agent);
   });
+
+  /** The gateway's registry endpoints, for nodes a test plays itself. */
+  const nodesUrl = (path: string) => `${gateway.url}/v1/nodes/${path}`;
 
   test("agents register and heartbeat with their states; /v1/models lists ids and roles", async () => {
     const first = await status(gateway);
@@ -183,19 +202,11 @@ describe("one gateway, three agents", () => {
 
   test("an /api/events reader that stops reading is cut off, not sent every later event", async () => {
     // A node whose every update is a quarter-megabyte event.
-    const chatty = {
-      node_id: "chatty",
-      hostname: "chatty",
-      agent_url: "http://127.0.0.1:9",
-      version: "0",
-      capabilities: {},
-      labels: { story: "x".repeat(256 * 1024) },
-      started_at: 2000,
-      sequence: 1,
-      snapshot: { state: "standby", devices: [], models: [] },
-    };
-    const url = (path: string) => `${gateway.url}/v1/nodes/${path}`;
-    assert.equal((await postJson(url("register"), chatty, { headers: joinHeaders })).status, 200);
+    const chatty = playedNode("chatty", 2000, { labels: { story: "x".repeat(256 * 1024) } });
+    assert.equal(
+      (await postJson(nodesUrl("register"), chatty, { headers: joinHeaders })).status,
+      200,
+    );
     const { port } = new URL(gateway.url);
     const stalled = connect(Number(port), "127.0.0.1");
     stalled.on("error", () => undefined); // the gateway resets it
@@ -204,10 +215,10 @@ describe("one gateway, three agents", () => {
     const cutOff = () => gateway.output.some((line) => line.includes("reader fell behind"));
     // Enough for the kernel's socket buffers and the gateway's backlog limit, many times over.
     for (let sequence = 2; sequence < 400 && !cutOff(); sequence++) {
-      await postJson(url("heartbeat"), { ...chatty, sequence }, { headers: joinHeaders });
+      await postJson(nodesUrl("heartbeat"), { ...chatty, sequence }, { headers: joinHeaders });
     }
     stalled.destroy();
-    await postJson(url("deregister"), { ...chatty, sequence: 400 }, { headers: joinHeaders });
+    await postJson(nodesUrl("deregister"), { ...chatty, sequence: 400 }, { headers: joinHeaders });
     assert.ok(cutOff(), "the gateway cut the stalled reader off");
   });
 
@@ -225,15 +236,8 @@ describe("one gateway, three agents", () => {
     standIn.listen(0, "127.0.0.1");
     await once(standIn, "listening");
     const { port } = standIn.address() as AddressInfo;
-    const departing = {
-      node_id: "departing",
-      hostname: "departing",
+    const departing = playedNode("departing", 3000, {
       agent_url: `http://127.0.0.1:${port}`,
-      version: "0",
-      capabilities: {},
-      labels: {},
-      started_at: 3000,
-      sequence: 1,
       snapshot: {
         state: "serving",
         devices: [],
@@ -241,17 +245,20 @@ describe("one gateway, three agents", () => {
           { id: "departing-model", path: "/m.gguf", roles: [], size_bytes: 1, loaded_on: [] },
         ],
       },
-    };
-    const url = (path: string) => `${gateway.url}/v1/nodes/${path}`;
+    });
     try {
       assert.equal(
-        (await postJson(url("register"), departing, { headers: joinHeaders })).status,
+        (await postJson(nodesUrl("register"), departing, { headers: joinHeaders })).status,
         200,
       );
       const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("departing-model"));
       assert.equal(answer.status, 200, answer.text);
       assert.equal(open, 1, "the gateway keeps a connection to the node");
-      await postJson(url("deregister"), { ...departing, sequence: 2 }, { headers: joinHeaders });
+      await postJson(
+        nodesUrl("deregister"),
+        { ...departing, sequence: 2 },
+        { headers: joinHeaders },
+      );
       await waitUntil(async () => open === 0, "the gateway to close its connection", 5000);
     } finally {
       standIn.closeAllConnections();
@@ -260,32 +267,27 @@ describe("one gateway, three agents", () => {
   });
 
   test("wrong join token: 401 and nothing stored; replayed and late messages change nothing", async () => {
-    const base = {
-      node_id: "ghost",
-      hostname: "ghost",
-      agent_url: "http://127.0.0.1:9",
-      version: "0",
-      capabilities: {},
-      labels: {},
-      started_at: 1000,
-      sequence: 5,
-      snapshot: { state: "standby", devices: [], models: [] },
-    };
-    const url = (path: string) => `${gateway.url}/v1/nodes/${path}`;
-    const denied = await postJson(url("register"), base, {
+    const base = playedNode("ghost", 1000, { sequence: 5 });
+    const denied = await postJson(nodesUrl("register"), base, {
       headers: { authorization: "Bearer wrong" },
     });
     assertError(denied, 401, "invalid_api_key");
-    assertError(await postJson(url("register"), base), 401, "invalid_api_key");
+    assertError(await postJson(nodesUrl("register"), base), 401, "invalid_api_key");
     assert.ok(!(await peerIds(gateway)).includes("ghost"), "nothing stored");
 
-    assert.equal((await postJson(url("register"), base, { headers: joinHeaders })).status, 200);
+    assert.equal(
+      (await postJson(nodesUrl("register"), base, { headers: joinHeaders })).status,
+      200,
+    );
     const serving = { ...base, sequence: 6, snapshot: { ...base.snapshot, state: "serving" } };
-    assert.deepEqual((await postJson(url("heartbeat"), serving, { headers: joinHeaders })).body, {
-      accepted: true,
-    });
+    assert.deepEqual(
+      (await postJson(nodesUrl("heartbeat"), serving, { headers: joinHeaders })).body,
+      {
+        accepted: true,
+      },
+    );
     const replayed = await postJson(
-      url("heartbeat"),
+      nodesUrl("heartbeat"),
       { ...base, sequence: 5 },
       { headers: joinHeaders },
     );
@@ -294,16 +296,16 @@ describe("one gateway, three agents", () => {
     assert.equal(ghost?.state, "serving", "the replayed heartbeat did not roll the state back");
 
     await postJson(
-      url("deregister"),
+      nodesUrl("deregister"),
       { node_id: "ghost", started_at: 1000, sequence: 7 },
       { headers: joinHeaders },
     );
     assertError(
-      await postJson(url("heartbeat"), serving, { headers: joinHeaders }),
+      await postJson(nodesUrl("heartbeat"), serving, { headers: joinHeaders }),
       404,
       "unknown_node",
     );
-    await postJson(url("register"), base, { headers: joinHeaders });
+    await postJson(nodesUrl("register"), base, { headers: joinHeaders });
     assert.ok(
       !(await peerIds(gateway)).includes("ghost"),
       "a replayed registration does not revive it",

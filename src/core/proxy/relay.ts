@@ -67,7 +67,7 @@ async function relayUntil(
   const clientGone = options.signal;
   const failure = (err: unknown) =>
     deadline.passed
-      ? `no complete answer within ${Math.round(options.deadlineMs / 1000)} s`
+      ? `no complete answer within ${Math.round(options.deadlineMs / 100) / 10} s`
       : describe(err);
   let answer: Dispatcher.ResponseData;
   try {
@@ -163,8 +163,20 @@ export class UpstreamUnreachableError extends RoleMeshError {
   }
 }
 
-/** Error codes (node's and undici's) of a request that was not delivered at all. */
-const NEVER_SENT_CODES = new Set(["ECONNREFUSED", "UND_ERR_DESTROYED", "UND_ERR_CLOSED"]);
+/**
+ * Error codes (node's and undici's) of a request the upstream did not take in: refused, the pool
+ * closed under it, or a reset/broken pipe — the server's socket was already gone when our bytes
+ * arrived (a reused keep-alive connection to a server killed a moment ago). A server that read
+ * the request and then crashed closes with a FIN instead, which undici reports as
+ * UND_ERR_SOCKET ("other side closed"): that one is not in this list.
+ */
+const NEVER_SENT_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "UND_ERR_DESTROYED",
+  "UND_ERR_CLOSED",
+]);
 
 /**
  * Maps an upstream error answer to ours. Another RoleMesh process (an agent behind a gateway)

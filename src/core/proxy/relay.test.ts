@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:http";
+import { createServer as createTcpServer } from "node:net";
+import type { AddressInfo, Server as TcpServer, Socket } from "node:net";
+import { test } from "node:test";
+import { Pool, request } from "undici";
+import { RoleMeshError } from "../errors.js";
+import { relay, UpstreamUnreachableError } from "./relay.js";
+
+/** An upstream that takes connections and does `onRequest` when a request's bytes arrive. */
+async function rawUpstream(onRequest: (socket: Socket) => void): Promise<TcpServer> {
+  const server = createTcpServer((socket) => {
+    socket.on("error", () => undefined);
+    socket.once("data", () => onRequest(socket));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
+}
+
+const portOf = (server: { address(): unknown }) => (server.address() as AddressInfo).port;
+
+/** What `relay` throws for one client request relayed to `upstreamPort`. */
+async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<unknown> {
+  const pool = new Pool(`http://127.0.0.1:${upstreamPort}`);
+  let thrown: unknown = "nothing thrown";
+  const front = createServer((_req, res) => {
+    void relay({
+      upstream: pool,
+      path: "/v1/chat/completions",
+      body: Buffer.from('{"model":"m","messages":[]}'),
+      res,
+      signal: new AbortController().signal,
+      deadlineMs,
+    })
+      .catch((err: unknown) => (thrown = err))
+      .finally(() => res.end());
+  });
+  front.listen(0, "127.0.0.1");
+  await once(front, "listening");
+  try {
+    await (await request(`http://127.0.0.1:${portOf(front)}/`)).body.dump();
+  } finally {
+    front.close();
+    await pool.destroy();
+  }
+  return thrown;
+}
+
+test("a reset when the request arrives (a server killed a moment ago): never sent, may be retried", async () => {
+  const upstream = await rawUpstream((socket) => socket.resetAndDestroy());
+  const err = await relayFailure(portOf(upstream));
+  upstream.close();
+  assert.ok(err instanceof UpstreamUnreachableError, String(err));
+  assert.equal(err.neverSent, true);
+});
+
+test("a refused connection: never sent", async () => {
+  const upstream = await rawUpstream(() => undefined);
+  const port = portOf(upstream);
+  upstream.close();
+  await once(upstream, "close");
+  const err = await relayFailure(port);
+  assert.ok(err instanceof UpstreamUnreachableError, String(err));
+  assert.equal(err.neverSent, true);
+});
+
+test("a server that read the request and then closed may have acted on it: not to be sent again", async () => {
+  const upstream = await rawUpstream((socket) => socket.end());
+  const err = await relayFailure(portOf(upstream));
+  upstream.close();
+  assert.ok(err instanceof UpstreamUnreachableError, String(err));
+  assert.equal(err.neverSent, false);
+});
+
+test("a deadline that passes before any answer is final: upstream_error, not unreachable", async () => {
+  const upstream = await rawUpstream(() => undefined); // takes the request, never answers
+  const err = await relayFailure(portOf(upstream), 200);
+  upstream.close();
+  assert.ok(err instanceof RoleMeshError, String(err));
+  assert.ok(!(err instanceof UpstreamUnreachableError), "a hung upstream is not a gone one");
+  assert.equal(err.code, "upstream_error");
+  assert.match(err.message, /no complete answer within 0.2 s/);
+});

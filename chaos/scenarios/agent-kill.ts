@@ -1,54 +1,80 @@
 /**
- * 2. Agent SIGKILL and restart: the server it ran dies with it (parent-death signal), the
- * restarted agent reaps anything its pid records name (identity-checked), and none is left.
+ * 2. Agent SIGKILL and restart, repeated: the server it ran dies with it (parent-death signal);
+ * one that ignores SIGTERM outlives it and is stopped by the restarted agent, which finds it by
+ * its pid record and checks its identity (start time) first. No server is left at the end.
  */
-import { readFile } from "node:fs/promises";
-import { fakeAgent, stop } from "../../bench/lib/cluster.js";
+import { fakeAgent, stop, tempDir } from "../../bench/lib/cluster.js";
+import type { Started } from "../../bench/lib/cluster.js";
 import { postJson } from "../../bench/lib/client.js";
+import { until } from "../../bench/lib/gateway-status.js";
 import { readIdentity } from "../../src/agent/supervisor/process-identity.js";
-import { Checks, sleep } from "../lib/scenario.js";
+import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
+
+/** Longer than the 5 s SIGTERM → SIGKILL escalation a reaping agent may need. */
+const GONE_WITHIN_MS = 8000;
 
 export const agentKill: Scenario = {
   name: "agent SIGKILL and restart",
   async run({ durationS }) {
     const checks = new Checks();
-    const rounds = Math.max(3, Math.round(durationS / 10));
+    const rounds = Math.max(4, Math.round(durationS / 10));
+    const stateDir = await tempDir();
+    let diedWithAgent = 0;
+    let reapedByRestart = 0;
     let orphans = 0;
-    let stateDir: string | undefined;
     for (let round = 0; round < rounds; round++) {
-      const agent = await fakeAgent(1, stateDir ? { state_dir: stateDir } : {});
-      stateDir ??= await stateDirOf(agent.pid);
-      const loaded = await postJson<{ server: { pid: number } }>(
-        `${agent.url}/v1/node/models/stories/load`,
-        {},
-      );
-      const serverPid = loaded.body.server.pid;
-      const identity = await startTime(serverPid);
+      // Every other server ignores SIGTERM, so the parent-death signal cannot stop it.
+      const stubborn = round % 2 === 1;
+      const agent = await startAgent(stateDir, stubborn);
+      const server = await loadServer(agent);
       // The agent alone, as the kernel's OOM killer would do it.
       process.kill(agent.pid, "SIGKILL");
       await agent.exited;
-      const deadline = performance.now() + 5000;
-      while (performance.now() < deadline && (await startTime(serverPid)) === identity)
-        await sleep(20);
-      if ((await startTime(serverPid)) === identity) orphans++;
-      await stop(agent);
+      if (!stubborn) {
+        if (await gone(server)) diedWithAgent++;
+        else orphans++;
+        continue;
+      }
+      if (await gone(server, 1000)) {
+        checks.expect(false, `round ${round}: a server that ignores SIGTERM died with its agent`);
+        continue;
+      }
+      const next = await startAgent(stateDir, false);
+      if (await gone(server)) reapedByRestart++;
+      else orphans++;
+      await stop(next);
     }
-    checks.expect(orphans === 0, `${orphans} server(s) outlived their agent`);
-    return checks.outcome({ rounds, orphans });
+    checks.expect(orphans === 0, `${orphans} server(s) outlived their agent and its restart`);
+    return checks.outcome({
+      rounds,
+      died_with_agent: diedWithAgent,
+      reaped_by_restart: reapedByRestart,
+      orphans,
+    });
   },
 };
 
-/** The state_dir the agent was started with, so a restart finds its pid records. */
-async function stateDirOf(pid: number): Promise<string> {
-  const args = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-  const config = JSON.parse(await readFile(args[args.indexOf("--config") + 1]!, "utf8")) as {
-    state_dir: string;
-  };
-  return config.state_dir;
+function startAgent(stateDir: string, stubborn: boolean): Promise<Started> {
+  return fakeAgent(1, { state_dir: stateDir }, stubborn ? { FAKE_LLAMA_IGNORE_SIGTERM: "1" } : {});
 }
 
-/** A process's start time, or undefined once it is gone: what tells it from a pid reuse. */
-async function startTime(pid: number): Promise<string | undefined> {
-  return (await readIdentity(pid))?.startTime;
+/** Loads the model; the server's pid and start time, which tell it from a reused pid. */
+async function loadServer(agent: Started): Promise<{ pid: number; startTime: string }> {
+  const loaded = await postJson<{ server: { pid: number } }>(
+    `${agent.url}/v1/node/models/stories/load`,
+    {},
+  );
+  const pid = loaded.body.server.pid;
+  const identity = await readIdentity(pid);
+  if (!identity) throw new Error(`server ${pid} was gone as soon as it was ready`);
+  return { pid, startTime: identity.startTime };
+}
+
+/** True once no process has that pid and start time, polled until `withinMs`. */
+function gone(server: { pid: number; startTime: string }, withinMs = GONE_WITHIN_MS) {
+  return until(
+    async () => (await readIdentity(server.pid))?.startTime !== server.startTime,
+    withinMs,
+  );
 }

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
 import { test } from "node:test";
-import { checkFileName, installFileName, resolveSource } from "./model-installer.js";
+import { checkFileName, installFileName, resolveSource, writeToFile } from "./model-installer.js";
 
 test("hf:// is shorthand for the Hugging Face file URL; only http(s) is fetched", () => {
   assert.equal(
@@ -35,4 +40,28 @@ test("file names stay inside the models folder", () => {
     () => installFileName(new URL("https://h/x/..%2Fevil.gguf"), undefined),
     /file_name/,
   );
+});
+
+test("a cut transfer settles only once the write in flight is on disk", async () => {
+  // A file system slow to write: the cut arrives while the chunk before it is being written.
+  const slowFs = {
+    ...fs,
+    write: (...args: Parameters<typeof fs.write>) => setTimeout(() => fs.write(...args), 200),
+  };
+  const dir = await mkdtemp(join(tmpdir(), "rolemesh-install-"));
+  const path = join(dir, "m.gguf.part");
+  const body = new Readable({ read: () => undefined });
+  body.push(Buffer.alloc(1000));
+  setTimeout(() => body.destroy(new Error("other side closed")), 50);
+  let counted = 0;
+  try {
+    await assert.rejects(
+      writeToFile(body, fs.createWriteStream(path, { fs: slowFs }), (bytes) => (counted += bytes)),
+      /other side closed/,
+    );
+    assert.equal(counted, 1000);
+    assert.equal((await stat(path)).size, 1000, "the size a resume starts from is all on disk");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

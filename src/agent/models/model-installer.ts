@@ -1,8 +1,11 @@
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
+import type { WriteStream } from "node:fs";
 import { mkdir, rename, rm, stat, statfs } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { Transform } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { getGlobalDispatcher, interceptors, request } from "undici";
 import { RoleMeshError } from "../../core/errors.js";
@@ -143,15 +146,14 @@ export async function downloadModel(install: InstallRequest): Promise<InstalledF
       }
     }
     install.report({ phase: "downloading", bytes: received, totalBytes: total });
+    const file = createWriteStream(partial, {
+      flags: received > 0 || statusCode === 206 ? "a" : "w",
+    });
     try {
-      await pipeline(
-        answer.body,
-        progressCounter((bytes) => {
-          received += bytes;
-          install.report({ bytes: received });
-        }),
-        createWriteStream(partial, { flags: received > 0 || statusCode === 206 ? "a" : "w" }),
-      );
+      await writeToFile(answer.body, file, (bytes) => {
+        received += bytes;
+        install.report({ bytes: received });
+      });
     } catch (err) {
       install.signal?.throwIfAborted();
       lastFailure = (err as Error).message;
@@ -204,6 +206,23 @@ async function checkDiskSpace(dir: string, total: number | null, have: number): 
       "insufficient_storage",
       `not enough disk space in ${dir}: the model needs ${mib(total - have)} MiB more (plus ${mib(DISK_MARGIN)} MiB kept free), ${mib(free)} MiB are free`,
     );
+  }
+}
+
+/**
+ * Pipes `body` into `file`, counting bytes, and settles only once the file is closed. A cut
+ * transfer rejects the pipeline while the file stream may still have a write in flight; a size
+ * read then would miss those bytes, and the resume would ask for them and write them twice.
+ */
+export async function writeToFile(
+  body: Readable,
+  file: WriteStream,
+  onBytes: (bytes: number) => void,
+): Promise<void> {
+  try {
+    await pipeline(body, progressCounter(onBytes), file);
+  } finally {
+    if (!file.closed) await once(file, "close").catch(() => undefined);
   }
 }
 

@@ -9,6 +9,7 @@ import type { RunOptions, Scenario } from "./lib/scenario.js";
 import { agentKill } from "./scenarios/agent-kill.js";
 import { authEnumeration } from "./scenarios/auth-enumeration.js";
 import { engineKill } from "./scenarios/engine-kill.js";
+import { engineKillLoading } from "./scenarios/engine-kill-loading.js";
 import { gatewayRestart } from "./scenarios/gateway-restart.js";
 import { hostileInput } from "./scenarios/hostile-input.js";
 import { hungUpstream } from "./scenarios/hung-upstream.js";
@@ -17,6 +18,7 @@ import { soak } from "./scenarios/soak.js";
 
 const SCENARIOS: Scenario[] = [
   engineKill,
+  engineKillLoading,
   agentKill,
   gatewayRestart,
   hungUpstream,

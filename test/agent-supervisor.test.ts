@@ -14,6 +14,7 @@ import {
   NEEDS_FAKE,
   startAgent,
   taggedProcesses,
+  tempDir,
   testModel,
   waitUntil,
 } from "./helpers/launcher.js";
@@ -149,6 +150,25 @@ describe("crashes and hangs", NEEDS_FAKE, () => {
     assert.equal(launched.length, 1, launched.join("\n"));
     const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
     assert.equal(device?.queue.in_flight, 0, "the device's turn was given back");
+  });
+
+  test("a server that dies the moment it starts fails its request with 502 at once, not a restart loop", async () => {
+    // As llama-server built for CUDA does on a host without the driver's library.
+    const bin = join(await tempDir(), "llama-server");
+    await writeFile(
+      bin,
+      '#!/bin/sh\necho "llama-server: error while loading shared libraries: libcuda.so.1" >&2\nexit 127\n',
+      { mode: 0o755 },
+    );
+    const agent = await startAgent({
+      config: { llama_server_bin: bin, llama_server_startup_timeout_s: 5, models: [testModel()] },
+    });
+    const answer = await postJson<ErrorAnswer>(`${agent.url}/v1/chat/completions`, chat());
+    assertError(answer, 502, "upstream_error");
+    assert.match(answer.body.error.message, /libcuda/);
+    const device = (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0];
+    assert.equal(device?.last_error?.exit_code, 127);
+    assert.equal(device?.server.consecutive_failures, 1, "one request, one start");
   });
 
   test("a server that exits while loading shows failed with its exit code and stderr tail", async () => {

@@ -113,13 +113,18 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     for (;;) {
       signal?.throwIfAborted();
       if (this.#serves(model, "ready") && this.#upstream) return this.#upstream;
-      if (this.#serves(model, "starting") && this.#readiness) {
-        await waitFor(this.#readiness.promise, deadline, signal, () =>
+      // Wait for the server this call found starting, or the one it starts itself: if that one
+      // dies (even before this call got to wait), the request fails with it instead of
+      // starting yet another server — a server that crashes while loading is a 502.
+      const readiness =
+        this.#serves(model, "starting") && this.#readiness
+          ? this.#readiness
+          : await this.#serialized(() => this.#startIfNeeded(model, deadline, signal));
+      if (readiness) {
+        await waitFor(readiness.promise, deadline, signal, () =>
           this.#loadingTimeout(model, timeoutMs),
         );
-        continue;
       }
-      await this.#serialized(() => this.#startIfNeeded(model, deadline, signal));
     }
   }
 
@@ -179,8 +184,14 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     return next;
   }
 
-  async #startIfNeeded(model: ModelEntry, deadline: number, signal?: AbortSignal): Promise<void> {
-    if (this.#serves(model, "ready") || this.#serves(model, "starting")) return;
+  /** Starts a server for `model` unless one is ready or starting; its readiness, if started. */
+  async #startIfNeeded(
+    model: ModelEntry,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<Deferred | undefined> {
+    if (this.#serves(model, "ready")) return undefined;
+    if (this.#serves(model, "starting")) return this.#readiness ?? undefined;
     if (this.#process) await this.#stopCurrent();
     const backoffMs = this.#nextAttemptAt - Date.now();
     if (backoffMs > 0 && this.#model?.model_id === model.model_id) {
@@ -210,9 +221,11 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       this.#restarts++;
     }
     this.#model = model;
-    this.#readiness = new Deferred();
+    const readiness = new Deferred();
+    this.#readiness = readiness;
     this.#portRetries = 0;
     await this.#spawn(model);
+    return readiness;
   }
 
   async #spawn(model: ModelEntry): Promise<void> {

@@ -259,9 +259,12 @@ async function forward(
       return;
     } catch (err) {
       if (res.headersSent || !(err instanceof RoleMeshError)) throw err;
-      if (err instanceof UpstreamUnreachableError) gateway.registry.connectFailed(record.nodeId);
+      const unreachable = err instanceof UpstreamUnreachableError;
+      if (unreachable) gateway.registry.connectFailed(record.nodeId);
       else if (!TRY_ELSEWHERE.has(err.code)) throw err;
-      gateway.log.info(
+      // A node that cannot be reached is news; one that is busy is backpressure doing its job,
+      // thousands of times a second under overload.
+      gateway.log[unreachable ? "warn" : "debug"](
         { node_id: record.nodeId, code: err.code, reason: err.message },
         "trying the next node",
       );

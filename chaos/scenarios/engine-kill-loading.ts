@@ -4,9 +4,9 @@
  * dead server as `starting`, and the next request starts a new server and is served.
  */
 import { fakeAgent, stop } from "../../bench/lib/cluster.js";
-import { chatBody, getJson, postJson } from "../../bench/lib/client.js";
+import { chatBody, postJson } from "../../bench/lib/client.js";
 import { until } from "../../bench/lib/gateway-status.js";
-import type { NodeInventory } from "../../src/protocol/inventory.js";
+import { firstDevice } from "../lib/agent-device.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
@@ -25,8 +25,7 @@ export const engineKillLoading: Scenario = {
       { llama_server_startup_timeout_s: STARTUP_TIMEOUT_S },
       { FAKE_LLAMA_LOAD_MS: String(LOAD_MS) },
     );
-    const device = async () =>
-      (await getJson<NodeInventory>(`${agent.url}/v1/node/inventory`)).devices[0];
+    const device = () => firstDevice(agent.url);
     let cleanFailures = 0;
     let slowestFailureMs = 0;
     let stuckStarting = 0;

@@ -5,7 +5,8 @@
  */
 import { request } from "undici";
 import { fakeAgent, stop } from "../../bench/lib/cluster.js";
-import { chatBody, getJson } from "../../bench/lib/client.js";
+import { chatBody } from "../../bench/lib/client.js";
+import { killEngine } from "../lib/agent-device.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
@@ -35,12 +36,7 @@ export const engineKill: Scenario = {
           }),
         );
         await allStarted;
-        const inventory = await getJson<{ devices: { server: { pid: number | null } }[] }>(
-          `${agent.url}/v1/node/inventory`,
-        );
-        const pid = inventory.devices[0]?.server.pid;
-        if (pid) process.kill(pid, "SIGKILL");
-        else notRunning++;
+        if (!(await killEngine(agent.url))) notRunning++;
         for (const ending of await Promise.all(streams)) endings[ending]++;
         // The next request waits for the restarted server (crash backoff included).
         const next = await request(`${agent.url}/v1/chat/completions`, {

@@ -5,9 +5,9 @@
  */
 import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
 import type { Started } from "../../bench/lib/cluster.js";
-import { chatBody, getJson } from "../../bench/lib/client.js";
+import { chatBody } from "../../bench/lib/client.js";
 import { waitForPeers } from "../../bench/lib/gateway-status.js";
-import type { NodeInventory } from "../../src/protocol/inventory.js";
+import { firstDevice } from "../lib/agent-device.js";
 import { closedLoop, counts } from "../lib/load.js";
 import type { Tally } from "../lib/load.js";
 import { sampleRss, summarize } from "../lib/rss.js";
@@ -110,8 +110,7 @@ function watchQueue(agent: Started): { max(): number; stop(): void } {
   let stopped = false;
   void (async () => {
     while (!stopped) {
-      const inventory = await getJson<NodeInventory>(`${agent.url}/v1/node/inventory`);
-      const queue = inventory.devices[0]?.queue;
+      const queue = (await firstDevice(agent.url))?.queue;
       if (queue) max = Math.max(max, queue.in_flight + queue.pending);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

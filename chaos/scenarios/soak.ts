@@ -4,10 +4,8 @@
  * memory of the gateway and of the agent that is never killed is reported as a trend.
  */
 import { fakeAgent, start, stop, tempDir } from "../../bench/lib/cluster.js";
-import type { Started } from "../../bench/lib/cluster.js";
-import { getJson } from "../../bench/lib/client.js";
 import { waitForPeers } from "../../bench/lib/gateway-status.js";
-import type { NodeInventory } from "../../src/protocol/inventory.js";
+import { killEngine } from "../lib/agent-device.js";
 import { closedLoop, counts } from "../lib/load.js";
 import { sampleRss, summarize } from "../lib/rss.js";
 import { Checks, sleep } from "../lib/scenario.js";
@@ -42,7 +40,7 @@ export const soak: Scenario = {
           // Every third kill is the victim agent's, so even the short profile kills one.
           if (n % 3 !== 1) {
             const target = Math.random() < 0.5 ? agents.steady : agents.victim;
-            if (await killEngine(target)) kills.engine++;
+            if (await killEngine(target.url)) kills.engine++;
           } else {
             process.kill(agents.victim.pid, "SIGKILL");
             await agents.victim.exited;
@@ -111,17 +109,4 @@ function mixedRequest(n: number): { path: string; body: Record<string, unknown> 
         path: "/v1/completions",
         body: { model: "stories", prompt: `Once upon a time ${n}`, max_tokens: 24, stream },
       };
-}
-
-/** SIGKILLs the agent's inference server, if one runs; true if one was killed. */
-async function killEngine(agent: Started): Promise<boolean> {
-  try {
-    const inventory = await getJson<NodeInventory>(`${agent.url}/v1/node/inventory`);
-    const pid = inventory.devices[0]?.server.pid;
-    if (!pid) return false;
-    process.kill(pid, "SIGKILL");
-    return true;
-  } catch {
-    return false; // the agent itself is being restarted
-  }
 }

@@ -56,7 +56,12 @@ test("config schema prints a JSON Schema with every SPEC key", async () => {
 });
 
 test("every command has --help; a wrong command is a usage error", async () => {
-  for (const args of [["--help"], ["agent", "--help"], ["config", "check", "--help"]]) {
+  for (const args of [
+    ["--help"],
+    ["agent", "--help"],
+    ["config", "check", "--help"],
+    ["engine", "build", "--help"],
+  ]) {
     const result = await runCli(args);
     assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stdout, /Usage: rolemesh/);
@@ -64,6 +69,12 @@ test("every command has --help; a wrong command is a usage error", async () => {
   const wrong = await runCli(["agnet"]);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /unknown command 'agnet'/);
+  for (const args of [
+    ["agent", "--bogus"],
+    ["config", "schema", "--kind", "x"],
+  ]) {
+    assert.equal((await runCli(args)).code, 2, `${args.join(" ")} is a usage error`);
+  }
 });
 
 test("rolemesh-node-agent is an alias of rolemesh agent", async () => {

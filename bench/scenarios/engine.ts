@@ -1,7 +1,9 @@
 /**
- * P7 engine: decode tokens/s on stories260K through the agent, with the embedded engine and,
- * when LLAMA_SERVER_BIN is set, llama-server on the same model and threads.
+ * P7 engine: decode tokens/s on stories260K through the agent, with the embedded engine and
+ * llama-server on the same model and threads — `LLAMA_SERVER_BIN`, else the CPU build of
+ * `rolemesh engine build` when there is one.
  */
+import { buildFor } from "../../src/agent/engines/build/engine-cache.js";
 import { start, stop, STORIES_MODEL } from "../lib/cluster.js";
 import { chatBody, timedStream } from "../lib/client.js";
 import { figure } from "../lib/stats.js";
@@ -18,11 +20,13 @@ const TOKENS = 200;
 
 export async function engineSpeed(repeats: number): Promise<EngineRow[]> {
   const engines: [string, Record<string, unknown>][] = [["embedded", { engine: "embedded" }]];
-  if (process.env.LLAMA_SERVER_BIN) {
-    engines.push([
-      "llama-server",
-      { engine: "llama-server", llama_server_bin: process.env.LLAMA_SERVER_BIN },
-    ]);
+  const llamaServer = process.env.LLAMA_SERVER_BIN ?? (await buildFor("cpu"))?.llamaServer;
+  if (llamaServer) {
+    engines.push(["llama-server", { engine: "llama-server", llama_server_bin: llamaServer }]);
+  } else {
+    process.stderr.write(
+      "bench: no llama-server (rolemesh engine build makes one); embedded only\n",
+    );
   }
   const rows: EngineRow[] = [];
   for (const [name, config] of engines) {

@@ -22,7 +22,7 @@ import { hostCapabilities } from "./devices/host-capabilities.js";
 import { pinningEnv } from "./devices/pinning.js";
 import { selectDevices } from "./devices/select-backend.js";
 import type { Engine } from "./engines/engine.js";
-import { selectEngine } from "./engines/select-engine.js";
+import { chooseEngine, engineFor } from "./engines/select-engine.js";
 import { agentRoutes } from "./http/agent-routes.js";
 import { resolveNodeId } from "./node-id.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
@@ -153,8 +153,9 @@ export class NodeAgent {
     const reaped = await pidRecords.reapLeftovers(log);
     if (reaped > 0) log.warn({ reaped }, "stopped servers left behind by an earlier agent");
 
-    const engine = selectEngine(config);
     const { backend, devices: refs } = await selectDevices(config, log);
+    const choice = await chooseEngine(config, backend.name);
+    const engine = engineFor(choice, config);
     const catalog = await ModelCatalog.load(config.models, log);
     const metrics = await backend.measure(refs);
     const agent = new NodeAgent({
@@ -189,6 +190,9 @@ export class NodeAgent {
         backend: backend.name,
         devices: refs.map((ref) => ref.id),
         engine: engine.name,
+        ...(choice.engine === "llama-server"
+          ? { llama_server: choice.bin, found: choice.found }
+          : { engine_reason: choice.reason }),
         models: config.models.map((model) => model.model_id),
       },
       "node agent listening",

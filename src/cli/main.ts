@@ -3,6 +3,7 @@ import { VERSION } from "../core/version.js";
 import { ConfigError } from "../core/config/config-error.js";
 import { agentCommand } from "./agent-command.js";
 import { configCommand } from "./config-command.js";
+import { engineCommand } from "./engine-command.js";
 import { gatewayCommand } from "./gateway-command.js";
 import { statusCommand } from "./status-command.js";
 import { upCommand } from "./up-command.js";
@@ -22,11 +23,22 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(statusCommand());
   program.addCommand(modelsCommand());
   program.addCommand(configCommand());
+  program.addCommand(engineCommand());
+  throwInsteadOfExit(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {
     process.exitCode = report(err);
   }
+}
+
+/**
+ * Commands added with addCommand do not inherit exitOverride: without this, a wrong option of
+ * a subcommand would exit 1 from inside commander instead of the usage code 2.
+ */
+function throwInsteadOfExit(command: Command): void {
+  command.exitOverride();
+  for (const sub of command.commands) throwInsteadOfExit(sub);
 }
 
 function report(err: unknown): number {

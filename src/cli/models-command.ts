@@ -161,7 +161,7 @@ async function followInstall(
           answer.op_id,
           (status) => {
             last = status;
-            progress.update(status);
+            progress.update(status.progress, status.state === "running");
           },
           deadline,
         )

@@ -30,9 +30,9 @@ test("a terminal gets a bar; logs get the same facts without it", () => {
     eta_s: 7,
   });
   assert.equal(
-    describe(half, true),
+    describe(half.progress, true),
     "downloading  [##########..........]   50.0%  5.0/10.0 MiB  ETA 7s",
   );
-  assert.equal(describe(half, false), "downloading   50.0%  5.0/10.0 MiB  ETA 7s");
-  assert.equal(describe(status({ phase: "connecting" }), false), "connecting");
+  assert.equal(describe(half.progress, false), "downloading   50.0%  5.0/10.0 MiB  ETA 7s");
+  assert.equal(describe(status({ phase: "connecting" }).progress, false), "connecting");
 });

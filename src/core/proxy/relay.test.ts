@@ -21,10 +21,14 @@ async function rawUpstream(onRequest: (socket: Socket) => void): Promise<TcpServ
 
 const portOf = (server: { address(): unknown }) => (server.address() as AddressInfo).port;
 
-/** What `relay` throws for one client request relayed to `upstreamPort`. */
+/**
+ * What `relay` throws for one client request relayed to `upstreamPort`; it also fails the test
+ * if the relay had started the client's answer by then (a thrown failure must leave it unsent).
+ */
 async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<unknown> {
   const pool = new Pool(`http://127.0.0.1:${upstreamPort}`);
   let thrown: unknown = "nothing thrown";
+  let headersSent = false;
   const front = createServer((_req, res) => {
     void relay({
       upstream: pool,
@@ -34,7 +38,10 @@ async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<un
       signal: new AbortController().signal,
       deadlineMs,
     })
-      .catch((err: unknown) => (thrown = err))
+      .catch((err: unknown) => {
+        thrown = err;
+        headersSent = res.headersSent;
+      })
       .finally(() => res.end());
   });
   front.listen(0, "127.0.0.1");
@@ -45,6 +52,7 @@ async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<un
     front.close();
     await pool.destroy();
   }
+  assert.equal(headersSent, false, "the client's answer was started before the relay failed");
   return thrown;
 }
 
@@ -73,6 +81,21 @@ test("a server that read the request and then closed may have acted on it: not t
   assertUnreachable(await relayFailure(portOf(upstream)), false);
   upstream.close();
 });
+
+test(
+  "an upstream that sends its headers and dies before its body: the client has nothing yet, the request may go elsewhere",
+  { timeout: 10_000 },
+  async () => {
+    const upstream = await rawUpstream((socket) => {
+      socket.write(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+      );
+      setImmediate(() => socket.destroy());
+    });
+    assertUnreachable(await relayFailure(portOf(upstream)), false);
+    upstream.close();
+  },
+);
 
 test("a deadline that passes before any answer is final: upstream_error, not unreachable", async () => {
   const upstream = await rawUpstream(() => undefined); // takes the request, never answers

@@ -69,6 +69,16 @@ async function relayUntil(
     deadline.passed
       ? `no complete answer within ${Math.round(options.deadlineMs / 100) / 10} s`
       : describe(err);
+  // Until the client has a byte, a failure is thrown: the caller answers it or tries elsewhere.
+  const unanswered = (err: unknown, what: string): RoleMeshError | undefined => {
+    if (clientGone.aborted) return undefined;
+    // A deadline that passed spent the client's whole budget: the upstream is slow or hung,
+    // not gone, so this is final — retrying would only make the client wait twice as long.
+    if (deadline.passed) {
+      return new RoleMeshError("upstream_error", `${what}: ${failure(err)}`, { cause: err });
+    }
+    return new UpstreamUnreachableError(`${what}: ${failure(err)}`, { cause: err });
+  };
   let answer: Dispatcher.ResponseData;
   try {
     answer = await options.upstream.request({
@@ -83,22 +93,27 @@ async function relayUntil(
       signal,
     });
   } catch (err) {
-    if (clientGone.aborted) return { status: 499, complete: false };
-    // A deadline that passed spent the client's whole budget: the upstream is slow or hung,
-    // not gone, so this is final — retrying would only make the client wait twice as long.
-    if (deadline.passed) {
-      throw new RoleMeshError("upstream_error", `the upstream did not answer: ${failure(err)}`, {
-        cause: err,
-      });
-    }
-    throw new UpstreamUnreachableError(`the upstream did not answer: ${failure(err)}`, {
-      cause: err,
-    });
+    const error = unanswered(err, "the upstream did not answer");
+    if (!error) return { status: 499, complete: false };
+    throw error;
   }
 
   if (answer.statusCode >= 400) {
     const text = await answer.body.text().catch((err: unknown) => failure(err));
     throw upstreamFailure(answer.statusCode, text, answer.headers["retry-after"]);
+  }
+
+  // Nothing goes to the client before the first body byte: an upstream that dies between its
+  // headers and its body (an agent killed as it answers) has then sent the client nothing, and
+  // the request may still be tried elsewhere.
+  const chunks = (answer.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let next: IteratorResult<Buffer>;
+  try {
+    next = await chunks.next();
+  } catch (err) {
+    const error = unanswered(err, "the upstream closed before its answer");
+    if (!error) return { status: 499, complete: false };
+    throw error;
   }
 
   const contentType = String(answer.headers["content-type"] ?? "application/json");
@@ -115,13 +130,12 @@ async function relayUntil(
     headers["Content-Length"] = String(answer.headers["content-length"]);
   }
   res.writeHead(answer.statusCode, headers);
-  res.flushHeaders();
-  let firstByteAt: number | undefined;
+  const firstByteAt = next.done ? undefined : performance.now();
 
   let tail = "";
   try {
-    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
-      firstByteAt ??= performance.now();
+    for (; !next.done; next = await chunks.next()) {
+      const chunk = next.value;
       if (isStream) tail = (tail + chunk.toString("latin1")).slice(-SSE_BOUNDARY.length);
       if (!res.write(chunk)) await once(res, "drain", { signal });
     }

@@ -530,23 +530,45 @@ test("a prompt beyond the context is a 400 exceed_context_size_error", TEST_OPTI
   assert.deepEqual(shape(JSON.parse(answer.body)), shape(JSON.parse(response.body)));
 });
 
-test("--embeddings serves a deterministic 64-float vector with usage", TEST_OPTIONS, async (t) => {
-  const fake = await fakeForTest(t, ["--embeddings"]);
-  await waitUntilReady(fake);
-  const first = await call(fake.port, "POST", "/v1/embeddings", { input: "hello" });
-  assert.equal(first.status, 200);
-  assert.equal(first.json.object, "list");
-  const [item] = first.json.data;
-  assert.equal(item.object, "embedding");
-  assert.equal(item.index, 0);
-  assert.equal(item.embedding.length, 64);
-  assert.ok(Math.abs(Math.hypot(...item.embedding) - 1) < 1e-6, "L2-normalised");
-  assert.ok(first.json.usage.prompt_tokens > 0);
-  assert.equal(first.json.usage.total_tokens, first.json.usage.prompt_tokens);
-  const second = await call(fake.port, "POST", "/v1/embeddings", { input: ["hello", "world"] });
-  assert.deepEqual(second.json.data[0].embedding, item.embedding);
-  assert.notDeepEqual(second.json.data[1].embedding, item.embedding);
-});
+test(
+  "--embeddings with no pooling (a generative model's none) refuses OpenAI embeddings, as llama-server does",
+  TEST_OPTIONS,
+  async (t) => {
+    const fake = await fakeForTest(t, ["--embeddings"]);
+    await waitUntilReady(fake);
+    const answer = await call(fake.port, "POST", "/v1/embeddings", { input: "hello" });
+    assert.equal(answer.status, 400);
+    assert.deepEqual(answer.json, {
+      error: {
+        code: 400,
+        message: "Pooling type 'none' is not OAI compatible. Please use a different pooling type",
+        type: "invalid_request_error",
+      },
+    });
+  },
+);
+
+test(
+  "--embeddings --pooling mean serves a deterministic 64-float vector with usage",
+  TEST_OPTIONS,
+  async (t) => {
+    const fake = await fakeForTest(t, ["--embeddings", "--pooling", "mean"]);
+    await waitUntilReady(fake);
+    const first = await call(fake.port, "POST", "/v1/embeddings", { input: "hello" });
+    assert.equal(first.status, 200);
+    assert.equal(first.json.object, "list");
+    const [item] = first.json.data;
+    assert.equal(item.object, "embedding");
+    assert.equal(item.index, 0);
+    assert.equal(item.embedding.length, 64);
+    assert.ok(Math.abs(Math.hypot(...item.embedding) - 1) < 1e-6, "L2-normalised");
+    assert.ok(first.json.usage.prompt_tokens > 0);
+    assert.equal(first.json.usage.total_tokens, first.json.usage.prompt_tokens);
+    const second = await call(fake.port, "POST", "/v1/embeddings", { input: ["hello", "world"] });
+    assert.deepEqual(second.json.data[0].embedding, item.embedding);
+    assert.notDeepEqual(second.json.data[1].embedding, item.embedding);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Start-up failures: the log must match the captured one line for line (timestamps aside).

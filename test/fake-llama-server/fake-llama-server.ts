@@ -72,6 +72,7 @@ const VALUE_FLAGS = new Map(
     "--alias": "alias",
     "-t": "threads",
     "--threads": "threads",
+    "--pooling": "pooling",
     "--fake-load-ms": "fake-load-ms",
     "--fake-token-ms": "fake-token-ms",
     "--fake-eos-after": "fake-eos-after",
@@ -117,6 +118,8 @@ interface Config {
   parallel: number;
   threads: number;
   embeddings: boolean;
+  /** `--pooling`; the model (like stories260K, a generative one) sets none of its own. */
+  pooling: string;
   loadMs: number;
   tokenMs: number;
   eosAfter: number | undefined;
@@ -183,6 +186,7 @@ function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     parallel: positive(integer("parallel")) ?? DEFAULT_SLOTS,
     threads: positive(integer("threads")) ?? availableParallelism(),
     embeddings: enabled("embeddings"),
+    pooling: text("pooling") ?? "none",
     loadMs: integer("fake-load-ms") ?? 50,
     tokenMs: integer("fake-token-ms") ?? 2,
     eosAfter: integer("fake-eos-after"),
@@ -1046,6 +1050,12 @@ async function embeddings(res: ServerResponse, raw: Buffer): Promise<void> {
   if (!config.embeddings) {
     const message = "This server does not support embeddings. Start it with `--embeddings`";
     throw new ApiError(501, message, "not_supported_error");
+  }
+  if (config.pooling === "none") {
+    throw new ApiError(
+      400,
+      "Pooling type 'none' is not OAI compatible. Please use a different pooling type",
+    );
   }
   const body = asObject(parseBody(raw));
   if (!("input" in body)) throw new ApiError(400, '"input" or "content" must be provided');

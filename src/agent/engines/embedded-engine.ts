@@ -19,7 +19,7 @@ const SERVER_ENTRY = new URL(
 export class EmbeddedEngine implements Engine {
   readonly name = "embedded" as const;
 
-  launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec {
+  async launch(model: ModelEntry, port: number, device: DeviceRef): Promise<LaunchSpec> {
     const loader = FROM_SOURCE ? ["--import", import.meta.resolve("tsx")] : [];
     return {
       command: process.execPath,

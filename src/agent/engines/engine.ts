@@ -9,5 +9,5 @@ import type { LaunchSpec } from "../supervisor/server-process.js";
 export interface Engine {
   readonly name: "llama-server" | "embedded";
   /** The command that serves `model` on 127.0.0.1:`port` from `device`. */
-  launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec;
+  launch(model: ModelEntry, port: number, device: DeviceRef): Promise<LaunchSpec>;
 }

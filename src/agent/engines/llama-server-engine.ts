@@ -1,6 +1,7 @@
 import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../agent-config.js";
 import { expandHome } from "../../core/paths.js";
+import { readGgufHeader } from "../models/gguf.js";
 import type { LaunchSpec } from "../supervisor/server-process.js";
 import type { Engine } from "./engine.js";
 
@@ -20,14 +21,36 @@ export class LlamaServerEngine implements Engine {
 
   constructor(readonly options: LlamaServerOptions) {}
 
-  launch(model: ModelEntry, port: number, device: DeviceRef): LaunchSpec {
+  async launch(model: ModelEntry, port: number, device: DeviceRef): Promise<LaunchSpec> {
     const args = [
       ...llamaServerArgs(model, port, device),
       ...this.options.extraArgs,
       ...model.args,
     ];
+    if (await needsMeanPooling(args, model.path)) args.push("--pooling", "mean");
     return { command: this.options.bin, args, env: {} };
   }
+}
+
+/**
+ * llama-server refuses OpenAI embeddings with pooling `none` ("not OAI compatible"), and `none`
+ * is what a model gets whose GGUF sets no `<arch>.pooling_type` (any generative model). Such an
+ * embedding server is started with mean pooling, unless its arguments choose a pooling.
+ */
+export async function needsMeanPooling(
+  args: readonly string[],
+  modelPath: string,
+): Promise<boolean> {
+  if (!args.some((arg) => arg === "--embedding" || arg === "--embeddings")) return false;
+  if (args.some((arg) => arg === "--pooling" || arg.startsWith("--pooling="))) return false;
+  const header = await readGgufHeader(expandHome(modelPath)).catch(() => null);
+  const architecture = header?.metadata.get("general.architecture");
+  const pooling =
+    typeof architecture === "string"
+      ? header?.metadata.get(`${architecture}.pooling_type`)
+      : undefined;
+  // 0 is LLAMA_POOLING_TYPE_NONE.
+  return pooling === undefined || Number(pooling) === 0;
 }
 
 /**

@@ -230,7 +230,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
 
   async #spawn(model: ModelEntry): Promise<void> {
     const port = await freeLoopbackPort();
-    const spec = this.#options.engine.launch(model, port, this.device);
+    const spec = await this.#options.engine.launch(model, port, this.device);
     const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
     const proc = new ServerProcess(
       { ...spec, env: { ...spec.env, ...this.#options.pinningEnv } },

@@ -74,8 +74,34 @@ export function checkOpenAIRequest(
         : `${param ?? "body"}: ${issue?.message ?? "invalid"}`;
     throw new RoleMeshError("invalid_request", detail, param ? { param } : {});
   }
+  const unpaired = findUnpairedSurrogate(body)?.join(".");
+  if (unpaired !== undefined) {
+    throw new RoleMeshError(
+      "invalid_request",
+      `${unpaired}: holds an unpaired UTF-16 surrogate (such as \\ud800), which is not valid Unicode`,
+      { param: unpaired },
+    );
+  }
   return {
     model: typeof body.model === "string" ? body.model : undefined,
     stream: body.stream === true,
   };
+}
+
+// With the `u` flag a surrogate pair is one code point, so only a lone half matches.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * The path (outermost key first) to the first string or key holding a lone UTF-16 surrogate, or
+ * undefined. JSON.parse accepts `"\ud800"`, but it is no Unicode text and llama-server's parser
+ * refuses it with a 500: it is the client's mistake, so a 400.
+ */
+function findUnpairedSurrogate(value: unknown): string[] | undefined {
+  if (typeof value === "string") return LONE_SURROGATE.test(value) ? [] : undefined;
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const below = LONE_SURROGATE.test(key) ? [] : findUnpairedSurrogate(item);
+    if (below) return [key, ...below];
+  }
+  return undefined;
 }

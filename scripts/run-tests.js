@@ -2,9 +2,13 @@
 // Runs every *.test.ts under src/ and test/ through node:test with tsx.
 // Node 20's `node --test` expands no globs and ignores .ts files, so the list is built here;
 // a run that finds no file fails instead of passing with zero tests.
-import { spawnSync } from "node:child_process";
+//
+// `--real` runs the end-to-end tests (test/) against the real llama-server that an agent here
+// would use (`rolemesh engine status`: PATH, or a build of `rolemesh engine build`) instead of
+// the fake; it fails when there is none. Other arguments keep only files whose path has them.
+import { execFileSync, spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 function findTests(dir) {
   const found = [];
@@ -16,8 +20,31 @@ function findTests(dir) {
   return found;
 }
 
-const filter = process.argv.slice(2);
-const files = ["src", "test"]
+/** The environment that points the end-to-end tests at the real llama-server. */
+function realEngineEnv() {
+  const status = JSON.parse(
+    execFileSync(
+      process.execPath,
+      ["--import", "tsx", "src/cli/rolemesh.ts", "engine", "status", "--json"],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    ),
+  );
+  if (status.selected.engine !== "llama-server") {
+    console.error(`run-tests: no llama-server to test against (${status.selected.reason});`);
+    console.error("run-tests: build one with: npx rolemesh engine build");
+    process.exit(1);
+  }
+  console.log(`run-tests: against ${status.selected.bin} (${status.selected.version})`);
+  return {
+    LLAMA_SERVER_BIN: status.selected.bin,
+    ROLEMESH_TEST_MODEL: resolve("../shared/models/stories260K.gguf"),
+  };
+}
+
+const args = process.argv.slice(2);
+const real = args.includes("--real");
+const filter = args.filter((arg) => arg !== "--real");
+const files = (real ? ["test"] : ["src", "test"])
   .flatMap(findTests)
   .filter((file) => filter.length === 0 || filter.some((f) => file.includes(f)))
   .sort();
@@ -30,6 +57,6 @@ if (files.length === 0) {
 const result = spawnSync(
   process.execPath,
   ["--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files],
-  { stdio: "inherit" },
+  { stdio: "inherit", env: { ...process.env, ...(real ? realEngineEnv() : {}) } },
 );
 process.exit(result.status ?? 1);

@@ -7,7 +7,7 @@ import { before, describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
 import { assertError, postJson, postStream, streamedText } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
-import { NEEDS_FAKE, startAgent, testModel, waitUntil } from "./helpers/launcher.js";
+import { LONG_STREAM, NEEDS_FAKE, startAgent, testModel, waitUntil } from "./helpers/launcher.js";
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: "stories",
@@ -49,7 +49,10 @@ describe("agent OpenAI API", () => {
   });
 
   test("chat completion streamed: role chunk first, content, finish, [DONE], no-buffering headers", async () => {
-    const answer = await postStream(`${agent.url}/v1/chat/completions`, chat({ stream: true }));
+    const answer = await postStream(
+      `${agent.url}/v1/chat/completions`,
+      chat({ stream: true, ...LONG_STREAM }),
+    );
     assert.equal(answer.status, 200);
     assert.match(String(answer.headers["content-type"]), /^text\/event-stream/);
     assert.equal(answer.headers["cache-control"], "no-cache");
@@ -162,6 +165,16 @@ describe("agent OpenAI API", () => {
       ((await unknownPath.json()) as { error: { code: string } }).error.code,
       "not_found",
     );
+  });
+
+  test("a lone UTF-16 surrogate is a 400 naming the field, never relayed (llama-server would answer 500)", async () => {
+    const lone = chat({ messages: [{ role: "user", content: "a cat \ud800" }] });
+    const answer = await postJson(`${agent.url}/v1/chat/completions`, lone);
+    assertError(answer, 400, "invalid_request");
+    assert.match(answer.text, /"param":"messages\.0\.content"/);
+    assert.match(answer.text, /unpaired UTF-16 surrogate/);
+    const pair = chat({ messages: [{ role: "user", content: "a cat 🐈" }] });
+    assert.equal((await postJson(`${agent.url}/v1/chat/completions`, pair)).status, 200);
   });
 
   test("a body over the limit is refused with 413", async () => {

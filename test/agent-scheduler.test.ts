@@ -67,7 +67,9 @@ describe("model switch on a one-device node", () => {
   });
 });
 
-describe("backpressure", () => {
+// The fake's paced tokens (FAKE_LLAMA_TOKEN_MS) hold a request in flight while the queue fills;
+// a real server finishes the first before the others arrive.
+describe("backpressure", NEEDS_FAKE, () => {
   test("parallel 1, 2 pending: the third concurrent request gets 503 queue_full at once; the first two complete", async () => {
     const agent = await startAgent({
       config: { max_pending_requests_per_device: 2, models: [testModel("a", { parallel: 1 })] },

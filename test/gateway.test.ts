@@ -15,6 +15,7 @@ import type { StatusResponse } from "../src/protocol/registry.js";
 import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
+  LONG_STREAM,
   startAgent,
   startGateway,
   startUp,
@@ -162,6 +163,61 @@ describe("one gateway, three agents", () => {
     );
   });
 
+  test("a node whose connection dies between its answer's headers and body costs the client nothing: the next node answers", async () => {
+    // An agent killed as it answers: the status line is out, the body never comes.
+    let hits = 0;
+    const dying = createServer((socket) => {
+      socket.on("error", () => undefined);
+      socket.once("data", () => {
+        hits++;
+        socket.write(
+          "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n",
+        );
+        setImmediate(() => socket.destroy());
+      });
+    });
+    dying.listen(0, "127.0.0.1");
+    await once(dying, "listening");
+    const node = playedNode("dying", 4000, {
+      agent_url: `http://127.0.0.1:${(dying.address() as AddressInfo).port}`,
+      snapshot: {
+        state: "serving",
+        devices: [
+          {
+            server: { state: "ready", model_id: "solo" },
+            queue: { in_flight: 0, pending: 0, limit: 2 },
+          },
+        ],
+        models: [{ id: "solo", path: "/m.gguf", roles: [], size_bytes: 1, loaded_on: ["cpu:0"] }],
+      },
+    });
+    try {
+      assert.equal(
+        (await postJson(nodesUrl("register"), node, { headers: joinHeaders })).status,
+        200,
+      );
+      // The two nodes of "solo" take turns being tried first.
+      for (let i = 0; i < 4; i++) {
+        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("solo"));
+        assert.equal(answer.status, 200, answer.text);
+        assert.equal(answer.headers["x-rolemesh-node"], "node-0");
+      }
+      assert.ok(hits >= 1, "the dying node was tried first at least once");
+    } finally {
+      await postJson(nodesUrl("deregister"), { ...node, sequence: 2 }, { headers: joinHeaders });
+      dying.close();
+    }
+  });
+
+  test("a lone UTF-16 surrogate is refused at the gateway with 400", async () => {
+    const answer = await postJson(`${gateway.url}/v1/chat/completions`, {
+      ...chat("chat"),
+      messages: [{ role: "user", content: "\udc00 once" }],
+    });
+    assertError(answer, 400, "invalid_request");
+    assert.match(answer.text, /"param":"messages\.0\.content"/);
+  });
+
   test("a model whose every node is at its queue limit answers 503 queue_full with Retry-After", async () => {
     const long = { ...chat("solo"), max_tokens: 300 };
     const held = [0, 1].map(() => postJson(`${gateway.url}/v1/chat/completions`, long));
@@ -180,7 +236,7 @@ describe("one gateway, three agents", () => {
     const streamed = await postStream(`${gateway.url}/v1/chat/completions`, {
       ...chat("chat"),
       stream: true,
-      max_tokens: 8,
+      ...LONG_STREAM,
     });
     assert.equal(streamed.status, 200);
     assert.equal(streamed.headers["x-accel-buffering"], "no");

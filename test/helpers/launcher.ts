@@ -246,6 +246,14 @@ export const REAL_ENGINE =
     ? { bin: process.env.LLAMA_SERVER_BIN, model: process.env.ROLEMESH_TEST_MODEL }
     : undefined;
 
+/**
+ * Request fields for a stream long enough that, relayed chunk by chunk, it reaches the client in
+ * many reads (buffered, it would come in one): the fake paces its tokens; a real server makes
+ * about 2,000 a second on stories260K, and on two busy cores a process can wait tens of
+ * milliseconds for its turn, so it must generate for about half a second.
+ */
+export const LONG_STREAM = REAL_ENGINE ? { max_tokens: 400, ignore_eos: true } : { max_tokens: 24 };
+
 /** `{ skip }` for tests that need the fake's fault knobs. */
 export const NEEDS_FAKE = {
   skip: REAL_ENGINE ? "needs the fake llama-server's fault knobs" : false,

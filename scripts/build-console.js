@@ -10,7 +10,7 @@ const out = `${root}dist/console`;
 
 await mkdir(out, { recursive: true });
 await build({
-  entryPoints: [`${root}src/console/main.ts`],
+  entryPoints: [`${root}src/console/app/main.ts`],
   outfile: `${out}/app.js`,
   bundle: true,
   format: "esm",

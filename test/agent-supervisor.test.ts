@@ -8,7 +8,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { NodeInventory } from "../src/protocol/inventory.js";
-import { readIdentity } from "../src/agent/supervisor/process-identity.js";
+import { readIdentity } from "../src/core/process/process-identity.js";
 import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import {
   NEEDS_FAKE,

@@ -7,7 +7,7 @@ import { fakeAgent, stop, tempDir } from "../../bench/lib/cluster.js";
 import type { Started } from "../../bench/lib/cluster.js";
 import { postJson } from "../../bench/lib/client.js";
 import { until } from "../../bench/lib/gateway-status.js";
-import { readIdentity } from "../../src/agent/supervisor/process-identity.js";
+import { readIdentity } from "../../src/core/process/process-identity.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 

@@ -15,7 +15,7 @@ import type {
   ModelInventory,
   NodeInventory,
 } from "../protocol/inventory.js";
-import type { AgentConfig, ModelEntry } from "./agent-config.js";
+import type { AgentConfig, ModelEntry } from "./config/agent-config.js";
 import { expandHome } from "../core/paths.js";
 import type { DeviceBackend } from "./devices/backend.js";
 import { hostCapabilities } from "./devices/host-capabilities.js";
@@ -30,7 +30,8 @@ import { ModelCatalog } from "./models/model-catalog.js";
 import { DeviceQueue } from "./scheduler/device-queue.js";
 import type { ManagedDevice } from "./scheduler/scheduler.js";
 import { Scheduler } from "./scheduler/scheduler.js";
-import { DeviceSupervisor, startupTimeoutMs } from "./supervisor/device-supervisor.js";
+import { DeviceSupervisor } from "./supervisor/device-supervisor.js";
+import { startupTimeoutMs } from "./supervisor/startup-timeout.js";
 import { PidRecords } from "./supervisor/pid-records.js";
 import { Registrar } from "./registration/registrar.js";
 import { ModelManager } from "./models/model-manager.js";
@@ -38,12 +39,12 @@ import { Operations } from "./operations/operations.js";
 import { HttpRegistryClient } from "./registration/registry-client.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
+import { MIB } from "../core/units.js";
 
 /**
  * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
  * and the HTTP API in front of them.
  */
-const MIB = 1024 * 1024;
 
 export interface NodeAgentOptions {
   /** Registers with this client instead of HTTP to `dispatcher_base_url` (`rolemesh up`). */

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { AgentConfigSchema } from "../agent/agent-config.js";
+import { AgentConfigSchema } from "../agent/config/agent-config.js";
 import { NodeAgent } from "../agent/node-agent.js";
 import { createLogger } from "../core/logger.js";
 import type { AgentFlags } from "./config-files.js";

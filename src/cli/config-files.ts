@@ -1,10 +1,10 @@
 import { basename } from "node:path";
 import { z } from "zod";
-import { AgentConfigSchema } from "../agent/agent-config.js";
-import type { AgentConfig } from "../agent/agent-config.js";
+import { AgentConfigSchema } from "../agent/config/agent-config.js";
+import type { AgentConfig } from "../agent/config/agent-config.js";
 import { ConfigError } from "../core/config/config-error.js";
 import { formatPath, loadConfigFile, parseConfigText } from "../core/config/load-config.js";
-import { GatewayConfigSchema } from "../gateway/gateway-config.js";
+import { GatewayConfigSchema } from "../gateway/config/gateway-config.js";
 
 /** `rolemesh up`'s file: a `gateway:` and an `agent:` section, either may be left out (SPEC §2.1). */
 export const UpConfigSchema = z.strictObject({

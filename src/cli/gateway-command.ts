@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { createLogger } from "../core/logger.js";
 import { Gateway } from "../gateway/gateway.js";
-import { GatewayConfigSchema } from "../gateway/gateway-config.js";
+import { GatewayConfigSchema } from "../gateway/config/gateway-config.js";
 import { listenOverrides, readConfig, withOverrides } from "./config-files.js";
 import { untilSignalled } from "./signals.js";
 

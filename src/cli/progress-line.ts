@@ -1,6 +1,5 @@
 import type { OperationProgress } from "../protocol/operations.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../core/units.js";
 
 /** What a progress line shows: an operation's progress, or a build's phase and percent. */
 export interface ProgressSnapshot extends Pick<OperationProgress, "phase" | "percent"> {

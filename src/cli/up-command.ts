@@ -5,7 +5,7 @@ import { RoleMeshError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { Gateway } from "../gateway/gateway.js";
 import type { NodeRegistry } from "../gateway/registry/node-registry.js";
-import { leaseSeconds } from "../gateway/gateway-config.js";
+import { leaseSeconds } from "../gateway/config/gateway-config.js";
 import {
   collect,
   listenOverrides,

@@ -17,14 +17,15 @@ import { expandHome } from "../core/paths.js";
 import type { ClientKey } from "./auth/client-keys.js";
 import { ClientKeys } from "./auth/client-keys.js";
 import { RateLimiter } from "./auth/rate-limiter.js";
-import type { GatewayConfig } from "./gateway-config.js";
-import { leaseSeconds } from "./gateway-config.js";
+import type { GatewayConfig } from "./config/gateway-config.js";
+import { leaseSeconds } from "./config/gateway-config.js";
 import { HttpCommandTransport } from "./commands/command-transport.js";
 import { NodeCommands } from "./commands/node-commands.js";
 import { ConsoleAssets } from "./http/console-assets.js";
 import { gatewayRoutes } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
 import { WakeableEntries } from "./wakeable/wakeable-entries.js";
+import { MIB } from "../core/units.js";
 
 export interface GatewayOptions {
   /** The live state of the process this gateway runs in (`rolemesh up`: its local agent). */
@@ -35,7 +36,7 @@ export interface GatewayOptions {
 const SWEEP_INTERVAL_MS = 1000;
 
 /** Unread event bytes the gateway holds for one `/api/events` reader before it cuts it off. */
-const EVENT_BACKLOG_LIMIT_BYTES = 4 * 1024 * 1024;
+const EVENT_BACKLOG_LIMIT_BYTES = 4 * MIB;
 
 /** Which credentials a gateway route needs. */
 export type Access = "join" | "client" | "read" | "admin";

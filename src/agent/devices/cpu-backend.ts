@@ -1,8 +1,7 @@
 import { cpus, freemem, totalmem } from "node:os";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../core/units.js";
 
 /** The CPU as one device, `cpu:0`, measured with the machine's RAM (not this process's). */
 export class CpuBackend implements DeviceBackend {

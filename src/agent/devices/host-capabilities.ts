@@ -1,8 +1,7 @@
 import { arch, cpus, freemem, hostname, platform, release, totalmem } from "node:os";
 import type { HostCapabilities } from "../../protocol/inventory.js";
 import { VERSION } from "../../core/version.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../core/units.js";
 
 /** What the host offers besides its devices (SPEC §3): the machine's memory, not this process's. */
 export function hostCapabilities(engine: string, engineVersion: string | null): HostCapabilities {

@@ -1,5 +1,5 @@
 import { freemem } from "node:os";
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
 import { bytesToMib, numberOrUndefined, parseJson } from "./parse-helpers.js";

@@ -1,7 +1,6 @@
 import type { DeviceMetrics } from "../../protocol/inventory.js";
+import { MIB } from "../../core/units.js";
 /** Small helpers shared by the device tool parsers. */
-
-const MIB = 1024 * 1024;
 
 /**
  * A number from a tool's text, or undefined where the tool had none: `[N/A]`,

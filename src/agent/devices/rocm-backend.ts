@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
 import {

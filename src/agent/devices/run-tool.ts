@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { MIB } from "../../core/units.js";
 
 /** What a device tool printed, or why it could not be used. */
 export type ToolResult =
@@ -19,7 +20,7 @@ export function runTool(
     execFile(
       command,
       args,
-      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, encoding: "utf8", killSignal: "SIGKILL" },
+      { timeout: timeoutMs, maxBuffer: 16 * MIB, encoding: "utf8", killSignal: "SIGKILL" },
       (error, stdout, stderr) => {
         if (!error) return resolve({ ok: true, stdout, stderr });
         const code = (error as NodeJS.ErrnoException).code;

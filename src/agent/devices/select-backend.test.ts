@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { capturingLog, standInTool } from "../../../test/helpers/stand-in-tool.js";
 import { parseConfigText } from "../../core/config/load-config.js";
-import { AgentConfigSchema } from "../agent-config.js";
+import { AgentConfigSchema } from "../config/agent-config.js";
 import { selectDevices } from "./select-backend.js";
 
 const fixture = (path: string) => readFile(new URL(`./fixtures/${path}`, import.meta.url), "utf8");

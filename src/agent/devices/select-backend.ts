@@ -1,5 +1,5 @@
-import type { Logger } from "pino";
-import type { AgentConfig } from "../agent-config.js";
+import type { Logger } from "../../core/logger.js";
+import type { AgentConfig } from "../config/agent-config.js";
 import type { BackendName, DeviceRef } from "../../protocol/inventory.js";
 import type { DeviceBackend } from "./backend.js";
 import { CpuBackend } from "./cpu-backend.js";

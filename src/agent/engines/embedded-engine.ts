@@ -1,7 +1,7 @@
 import type { DeviceRef } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
-import type { LaunchSpec } from "../supervisor/server-process.js";
-import type { Engine } from "./engine.js";
+import type { ModelEntry } from "../config/agent-config.js";
+import type { Engine, LaunchSpec } from "./engine.js";
+import { llamaServerReadiness } from "./llama-server-readiness.js";
 import { llamaServerArgs } from "./llama-server-engine.js";
 
 // The server runs from the same tree as the agent: compiled JavaScript, or TypeScript through
@@ -18,6 +18,8 @@ const SERVER_ENTRY = new URL(
  */
 export class EmbeddedEngine implements Engine {
   readonly name = "embedded" as const;
+  // It answers llama-server's endpoints and logs, so it is ready the same way.
+  readonly readiness = llamaServerReadiness;
 
   async launch(model: ModelEntry, port: number, device: DeviceRef): Promise<LaunchSpec> {
     const loader = FROM_SOURCE ? ["--import", import.meta.resolve("tsx")] : [];

@@ -1,9 +1,9 @@
 import type { DeviceRef } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 import { expandHome } from "../../core/paths.js";
 import { readGgufHeader } from "../models/gguf.js";
-import type { LaunchSpec } from "../supervisor/server-process.js";
-import type { Engine } from "./engine.js";
+import type { Engine, LaunchSpec } from "./engine.js";
+import { llamaServerReadiness } from "./llama-server-readiness.js";
 
 export interface LlamaServerOptions {
   /** Resolved path of the llama-server binary. */
@@ -18,6 +18,7 @@ export interface LlamaServerOptions {
  */
 export class LlamaServerEngine implements Engine {
   readonly name = "llama-server" as const;
+  readonly readiness = llamaServerReadiness;
 
   constructor(readonly options: LlamaServerOptions) {}
 

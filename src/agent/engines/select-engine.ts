@@ -1,4 +1,4 @@
-import type { AgentConfig } from "../agent-config.js";
+import type { AgentConfig } from "../config/agent-config.js";
 import { findExecutable } from "../../core/find-executable.js";
 import { EmbeddedEngine } from "./embedded-engine.js";
 import type { Engine } from "./engine.js";

@@ -7,8 +7,7 @@ import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
 import type { NodeAgent } from "../node-agent.js";
 import { deviceArg, nodeAdminRoutes } from "./node-admin-routes.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../core/units.js";
 
 /** The agent's HTTP API (SPEC §7.1) as a route table. */
 export function agentRoutes(agent: NodeAgent): Route[] {

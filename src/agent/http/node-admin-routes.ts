@@ -6,8 +6,7 @@ import type { RequestContext, Route } from "../../core/http/router.js";
 import type { OperationStatus } from "../../protocol/operations.js";
 import type { NodeAgent } from "../node-agent.js";
 import type { Operation } from "../operations/operations.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../core/units.js";
 
 /**
  * The agent's side of node commands (SPEC §7.1 admin, §10): model install and delete,

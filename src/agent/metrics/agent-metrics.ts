@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ServerState } from "../../protocol/inventory.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import { MIB } from "../../core/units.js";
 
-const MIB = 1024 * 1024;
 const SERVER_STATES: ServerState[] = ["stopped", "starting", "ready", "stopping", "failed"];
 
 /**

@@ -1,5 +1,6 @@
 import { open } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import { MIB } from "../../core/units.js";
 
 /** A scalar metadata value of a GGUF file; arrays are skipped (only their length is kept). */
 export type GgufValue = number | bigint | boolean | string | { arrayLength: number };
@@ -47,7 +48,7 @@ const FIXED_SIZE: Partial<Record<ValueType, number>> = {
 };
 
 /** Keys and strings longer than this mean a corrupt file, not a model. */
-const MAX_STRING = 64 * 1024 * 1024;
+const MAX_STRING = 64 * MIB;
 
 /**
  * Reads the header and metadata of a GGUF file (version 2 or 3), streaming through it so the
@@ -219,7 +220,7 @@ class Reader {
 
   async skip(count: number): Promise<void> {
     while (count > 0) {
-      const step = Math.min(count, 1024 * 1024);
+      const step = Math.min(count, MIB);
       await this.bytes(step);
       count -= step;
     }
@@ -227,7 +228,7 @@ class Reader {
 
   async bytes(count: number): Promise<Buffer> {
     while (this.#buffer.length < count) {
-      const chunk = Buffer.alloc(Math.max(1024 * 1024, count));
+      const chunk = Buffer.alloc(Math.max(MIB, count));
       const { bytesRead } = await this.file.read(chunk, 0, chunk.length, this.#position);
       if (bytesRead === 0) throw new GgufError("truncated GGUF file: it ends inside its header");
       this.#position += bytesRead;

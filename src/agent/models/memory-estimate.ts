@@ -1,6 +1,6 @@
 import type { GgufHeader } from "./gguf.js";
+import { MIB } from "../../core/units.js";
 
-const MIB = 1024 * 1024;
 /** Compute buffers and scratch space llama.cpp allocates besides weights and KV cache. */
 const OVERHEAD_BYTES = 128 * MIB;
 /** Used when neither the config nor the file says: llama-server's usual default context. */

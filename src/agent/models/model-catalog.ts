@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import type { DeviceRef } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 import { expandHome } from "../../core/paths.js";
 import type { GgufHeader } from "./gguf.js";
 import { readGgufHeader } from "./gguf.js";

@@ -11,6 +11,7 @@ import { getGlobalDispatcher, interceptors, request } from "undici";
 import { RoleMeshError } from "../../core/errors.js";
 import type { ProgressReport } from "../operations/operations.js";
 import { checkGgufComplete, GgufError } from "./gguf.js";
+import { MIB } from "../../core/units.js";
 
 /** What to download, and where (SPEC §10 `model.install`). */
 export interface InstallRequest {
@@ -38,7 +39,7 @@ const FOLLOW_REDIRECTS = getGlobalDispatcher().compose(
   interceptors.redirect({ maxRedirections: 5 }),
 );
 /** Kept free on the disk beyond the file itself. */
-const DISK_MARGIN = 64 * 1024 * 1024;
+const DISK_MARGIN = 64 * MIB;
 
 /** `hf://org/repo/path/file.gguf` → the Hugging Face download URL; http(s) URLs as given. */
 export function resolveSource(url: string): URL {
@@ -255,7 +256,7 @@ function redact(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
-const mib = (bytes: number) => Math.ceil(bytes / (1024 * 1024));
+const mib = (bytes: number) => Math.ceil(bytes / MIB);
 
 function invalid(param: string, message: string): RoleMeshError {
   return new RoleMeshError("invalid_request", `${param}: ${message}`, { param });

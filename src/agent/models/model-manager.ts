@@ -1,13 +1,13 @@
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
 import { readJsonFile, writeJsonFile } from "../../core/json-file.js";
 import { parseRequest } from "../../core/validation.js";
 import type { OperationStarted } from "../../protocol/operations.js";
-import type { ModelEntry } from "../agent-config.js";
-import { ModelEntrySchema } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
+import { ModelEntrySchema } from "../config/agent-config.js";
 import type { Operations } from "../operations/operations.js";
 import type { ModelCatalog } from "./model-catalog.js";
 import { downloadModel, installFileName, resolveSource } from "./model-installer.js";

@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import { RoleMeshError } from "../../core/errors.js";
 import type { MessageOrder, NodeSnapshot, RegisterRequest } from "../../protocol/registry.js";
 import type { RegistryClient } from "./registry-client.js";

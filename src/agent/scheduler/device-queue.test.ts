@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RoleMeshError } from "../../core/errors.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 import { DeviceQueue } from "./device-queue.js";
 import type { Lease } from "./device-queue.js";
 

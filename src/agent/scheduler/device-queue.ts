@@ -1,6 +1,6 @@
 import { RoleMeshError } from "../../core/errors.js";
 import type { QueueInfo } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 
 /** A granted turn on a device; `release()` exactly once when the work is done. */
 export interface Lease {

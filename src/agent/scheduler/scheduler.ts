@@ -1,12 +1,11 @@
 import type { Pool } from "undici";
 import { RoleMeshError } from "../../core/errors.js";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 import type { MemoryEstimate } from "../models/memory-estimate.js";
 import type { DeviceSupervisor } from "../supervisor/device-supervisor.js";
 import type { DeviceQueue, Lease } from "./device-queue.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../core/units.js";
 
 /** A device with its server supervisor, its queue and its latest measurement. */
 export interface ManagedDevice {

@@ -1,19 +1,21 @@
 import { EventEmitter, once } from "node:events";
-import { createServer } from "node:net";
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import { Pool } from "undici";
+import { Deferred, sleep, waitFor } from "../../core/async.js";
+import { redactSecrets } from "./redact-secrets.js";
 import { RoleMeshError } from "../../core/errors.js";
+import { freeLoopbackPort } from "../../core/net.js";
 import type {
   DeviceRef,
   ServerFailure,
   ServerInfo,
   ServerState,
 } from "../../protocol/inventory.js";
-import type { ModelEntry } from "../agent-config.js";
+import type { ModelEntry } from "../config/agent-config.js";
 import type { Engine } from "../engines/engine.js";
 import type { PidRecords } from "./pid-records.js";
-import { readIdentity } from "./process-identity.js";
-import { ServerProcess } from "./server-process.js";
+import { readIdentity } from "../../core/process/process-identity.js";
+import { ManagedProcess } from "../../core/process/managed-process.js";
 
 export interface DeviceSupervisorOptions {
   device: DeviceRef;
@@ -41,8 +43,6 @@ const MAX_BACKOFF_MS = 60_000;
 /** A server that ran this long before crashing starts a fresh backoff series. */
 const STABLE_RUN_MS = MAX_BACKOFF_MS;
 const PORT_RETRIES = 3;
-const READY_LINE = /listening on|model loaded|server is listening/i;
-const PORT_CONFLICT = /couldn't bind|address already in use|EADDRINUSE/i;
 
 /**
  * Keeps at most one inference server for one device (SPEC §4): starts it on demand on a free
@@ -53,8 +53,8 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   readonly device: DeviceRef;
   #state: ServerState = "stopped";
   #model: ModelEntry | null = null;
-  #process: ServerProcess | null = null;
-  #stopping: ServerProcess | null = null;
+  #process: ManagedProcess | null = null;
+  #stopping: ManagedProcess | null = null;
   #port: number | null = null;
   #upstream: Pool | null = null;
   #readiness: Deferred | null = null;
@@ -232,7 +232,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     const port = await freeLoopbackPort();
     const spec = await this.#options.engine.launch(model, port, this.device);
     const log = this.#options.log.child({ device: this.device.id, model: model.model_id });
-    const proc = new ServerProcess(
+    const proc = new ManagedProcess(
       { ...spec, env: { ...spec.env, ...this.#options.pinningEnv } },
       (stream, line) => this.#onOutput(log, stream, line),
     );
@@ -269,14 +269,14 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   }
 
   async #probeUntilReady(
-    proc: ServerProcess,
+    proc: ManagedProcess,
     model: ModelEntry,
     pool: Pool,
     log: Logger,
   ): Promise<void> {
     let reportedMismatch = false;
     while (this.#process === proc && this.#state === "starting") {
-      const answer = await probe(pool, model);
+      const answer = await this.#options.engine.readiness.probe(pool, model);
       if (this.#process !== proc || this.#state !== "starting") return;
       if (answer.ready) {
         this.#readyAt = new Date();
@@ -290,7 +290,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
           },
           "server ready",
         );
-        this.#engineVersion ??= await buildInfo(pool);
+        this.#engineVersion ??= await this.#options.engine.readiness.buildInfo(pool);
         return;
       }
       if (answer.otherModels && !reportedMismatch) {
@@ -311,11 +311,11 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     if (this.#logTail.length > limit) this.#logTail.splice(0, this.#logTail.length - limit);
     log.info({ src: "server", stream }, line);
     // The server says it is up: probe now instead of at the next interval.
-    if (READY_LINE.test(line)) this.#nudge?.resolve();
+    if (this.#options.engine.readiness.readyLine.test(line)) this.#nudge?.resolve();
   }
 
   #onExit(
-    proc: ServerProcess,
+    proc: ManagedProcess,
     model: ModelEntry,
     status: { code: number | null; signal: NodeJS.Signals | null },
   ): void {
@@ -336,7 +336,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     if (
       wasStarting &&
       this.#portRetries < PORT_RETRIES &&
-      tail.some((line) => PORT_CONFLICT.test(line))
+      tail.some((line) => this.#options.engine.readiness.portConflictLine.test(line))
     ) {
       // Another process took the port between our check and the server's bind: not a crash.
       this.#portRetries++;
@@ -396,122 +396,5 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       `model ${model.model_id} is still loading on ${this.device.id} after ${Math.round(timeoutMs / 1000)} s; retry later`,
       { retryAfterS: Math.max(1, Math.min(30, timeoutMs / 2000)) },
     );
-  }
-}
-
-const GIB = 1024 ** 3;
-const SECRET_FLAG = /key|token|secret|password/i;
-
-/** Hides the values of flags such as llama-server's `--api-key` before arguments are logged. */
-export function redactSecrets(args: readonly string[]): string[] {
-  return args.map((arg, i) => (i > 0 && SECRET_FLAG.test(args[i - 1] ?? "") ? "[redacted]" : arg));
-}
-
-/**
- * How long requests wait for a model to load (SPEC §2): `baseS`, or `perGibS` times the file
- * size in GiB when that is longer, so big models get proportionally more time.
- */
-export function startupTimeoutMs(baseS: number, perGibS: number, sizeBytes: number | null): number {
-  const scaled = perGibS > 0 && sizeBytes !== null ? (perGibS * sizeBytes) / GIB : 0;
-  return Math.max(baseS, scaled) * 1000;
-}
-
-interface ProbeAnswer {
-  ready: boolean;
-  /** Models a healthy server reports when ours is not among them. */
-  otherModels?: string[];
-}
-
-/** Ready means `/health` 200 and `/v1/models` listing the model this server was started with. */
-async function probe(pool: Pool, model: ModelEntry): Promise<ProbeAnswer> {
-  if ((await getJson(pool, "/health")) === undefined) return { ready: false };
-  const list = (await getJson(pool, "/v1/models")) as { data?: { id?: unknown }[] } | undefined;
-  if (!list) return { ready: false };
-  const ids = (list.data ?? []).map((entry) => String(entry.id));
-  return ids.includes(model.model_id) ? { ready: true } : { ready: false, otherModels: ids };
-}
-
-/** llama-server reports its build in `/props`; other engines may not. */
-async function buildInfo(pool: Pool): Promise<string | null> {
-  const props = (await getJson(pool, "/props")) as { build_info?: unknown } | undefined;
-  return typeof props?.build_info === "string" ? props.build_info : null;
-}
-
-/** The JSON body of a 200 answer to a short GET, or undefined for anything else. */
-async function getJson(pool: Pool, path: string): Promise<unknown> {
-  try {
-    const answer = await pool.request({
-      method: "GET",
-      path,
-      headersTimeout: 2000,
-      bodyTimeout: 2000,
-    });
-    if (answer.statusCode === 200) return await answer.body.json();
-    await answer.body.dump();
-  } catch {
-    // not up yet, or not answering: the caller treats it as "no"
-  }
-  return undefined;
-}
-
-/** A port on 127.0.0.1 that was free a moment ago; the server's bind is the real test. */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
-}
-
-class Deferred {
-  readonly promise: Promise<void>;
-  resolve!: () => void;
-  reject!: (err: Error) => void;
-
-  constructor() {
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    // Nobody may be waiting when a start fails; that is not an unhandled rejection.
-    this.promise.catch(() => undefined);
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Waits for `promise`, failing with `onTimeout()` at `deadline` or with the abort reason. */
-async function waitFor<T>(
-  promise: Promise<T>,
-  deadline: number,
-  signal: AbortSignal | undefined,
-  onTimeout: () => Error,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(onTimeout()), Math.max(0, deadline - Date.now()));
-        if (signal) {
-          onAbort = () => reject(signal.reason);
-          signal.addEventListener("abort", onAbort, { once: true });
-        }
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }

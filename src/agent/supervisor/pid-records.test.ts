@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { pino } from "pino";
 import { PidRecords } from "./pid-records.js";
-import { readIdentity } from "./process-identity.js";
+import { readIdentity } from "../../core/process/process-identity.js";
 
 const log = pino({ level: "silent" });
 const dirs: string[] = [];

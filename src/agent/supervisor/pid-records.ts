@@ -1,8 +1,8 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Logger } from "pino";
-import { readIdentity } from "./process-identity.js";
-import { killGroup, waitForExit } from "./process-group.js";
+import type { Logger } from "../../core/logger.js";
+import { readIdentity } from "../../core/process/process-identity.js";
+import { killGroup, waitForExit } from "../../core/process/process-group.js";
 
 /** What the agent writes down about each server it starts, to stop it after a crash of its own. */
 export interface PidRecord {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startupTimeoutMs } from "./device-supervisor.js";
+import { startupTimeoutMs } from "./startup-timeout.js";
 
 const GIB = 1024 ** 3;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AgentConfigSchema } from "../../agent/agent-config.js";
+import { AgentConfigSchema } from "../../agent/config/agent-config.js";
 import { ConfigError } from "./config-error.js";
 import { parseConfigText } from "./load-config.js";
 

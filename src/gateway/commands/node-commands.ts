@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { Logger } from "../../core/logger.js";
 import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
 import type { OperationStatus } from "../../protocol/operations.js";
 import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";

@@ -19,10 +19,10 @@ import type { EventStream } from "../../core/http/sse.js";
 import { keyAllows } from "../auth/client-keys.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import type { Access, Gateway } from "../gateway.js";
-import { leaseSeconds } from "../gateway-config.js";
+import { leaseSeconds } from "../config/gateway-config.js";
 import { fleetModels, rankNodes } from "../router/route-picker.js";
+import { MIB } from "../../core/units.js";
 
-const MIB = 1024 * 1024;
 /** Registration bodies are descriptors, not prompts: a smaller limit is plenty. */
 const REGISTRY_BODY_LIMIT = 2 * MIB;
 /** Codes by which a node says "not me, not now": the next node is tried. */

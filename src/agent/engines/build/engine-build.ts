@@ -5,7 +5,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { writeJsonFile } from "../../../core/json-file.js";
 import { findExecutable } from "../../../core/find-executable.js";
-import { ServerProcess } from "../../supervisor/server-process.js";
+import { ManagedProcess } from "../../../core/process/managed-process.js";
 import { describeMissing, locateBackendCompiler, missingTools } from "./build-tools.js";
 import { parseCompileStep } from "./cmake-progress.js";
 import type { BuildBackend, BuildManifest, EngineBuild } from "./engine-cache.js";
@@ -247,7 +247,7 @@ class StepRunner {
     if (signal?.aborted) throw cancelled();
     this.#log.write(`$ ${command} ${args.join(" ")}\n`);
     const tail: string[] = [];
-    const child = new ServerProcess(
+    const child = new ManagedProcess(
       { command, args, env: pathEnv === undefined ? {} : { PATH: pathEnv } },
       (_stream, line) => {
         this.#log.write(`${line}\n`);

@@ -19,8 +19,9 @@ import type {
 } from "./llama-runtime.js";
 import { parseServerOptions } from "./server-options.js";
 import type { EmbeddedServerOptions } from "./server-options.js";
+import { MIB } from "../../../core/units.js";
 
-const BODY_LIMIT = 8 * 1024 * 1024;
+const BODY_LIMIT = 8 * MIB;
 /** llama-server's answer to every request while the model loads. */
 const LOADING = { error: { message: "Loading model", type: "unavailable_error", code: 503 } };
 

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
-import { checkUnique } from "../core/config/unique-check.js";
-import { checkBinding } from "../core/config/binding-check.js";
-import { expandHome } from "../core/paths.js";
+import { checkUnique } from "../../core/config/unique-check.js";
+import { checkBinding } from "../../core/config/binding-check.js";
+import { expandHome } from "../../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
 

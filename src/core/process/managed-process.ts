@@ -2,14 +2,14 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { findExecutable } from "../../core/find-executable.js";
+import { findExecutable } from "../find-executable.js";
 import { killGroup } from "./process-group.js";
 
-/** How to start one inference server process. */
-export interface LaunchSpec {
+/** How to start a process: what runs, and how its environment differs from ours. */
+export interface ProcessSpec {
   command: string;
   args: string[];
-  /** Changes to the agent's own environment (pinning variables); `undefined` removes one. */
+  /** Changes to this process's environment (e.g. pinning variables); `undefined` removes one. */
   env: Record<string, string | undefined>;
 }
 
@@ -22,17 +22,18 @@ export interface ExitStatus {
 const setpriv = process.platform === "linux" ? findExecutable("setpriv") : null;
 
 /**
- * One running server process in its own process group, with its output split into lines.
- * It knows nothing of models or readiness: that is the supervisor's job.
+ * One running child process in its own process group (so stopping it stops whatever it
+ * started), with its output split into lines. On Linux it dies with us, even by SIGKILL.
+ * It knows nothing of what it runs: inference servers and build tools alike.
  */
-export class ServerProcess {
+export class ManagedProcess {
   readonly pid: number;
   readonly startedAt = new Date();
   /** Settles once the process has exited and its remaining output has been read. */
   readonly exited: Promise<ExitStatus>;
   readonly #child: ChildProcess;
 
-  constructor(spec: LaunchSpec, onLine: (stream: "stdout" | "stderr", line: string) => void) {
+  constructor(spec: ProcessSpec, onLine: (stream: "stdout" | "stderr", line: string) => void) {
     const [command, args] = setpriv
       ? [setpriv, ["--pdeathsig", "SIGTERM", "--", spec.command, ...spec.args]]
       : [spec.command, spec.args];

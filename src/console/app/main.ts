@@ -2,17 +2,17 @@
  * The RoleMesh web console (SPEC §9): one page, live from `/api/events`, with hash routes
  * `#/` (fleet), `#/nodes/<id>` (node detail) and `#/chat` (playground).
  */
-import { ApiError, call, readJsonEvents } from "./api.js";
-import { h, render } from "./dom.js";
-import { FleetStore } from "./fleet-store.js";
-import type { Connection } from "./fleet-store.js";
-import { formatAgo } from "./format.js";
-import type { RegistryEvent } from "../protocol/registry.js";
-import { ChatView } from "./views/chat-view.js";
-import { askForKey } from "./views/key-dialog.js";
-import { NodeView } from "./views/node-view.js";
-import { overview } from "./views/overview-view.js";
-import { statePill } from "./views/widgets.js";
+import { ApiError, call, readJsonEvents } from "../api.js";
+import { h, render } from "../dom.js";
+import { FleetStore } from "../fleet-store.js";
+import type { Connection } from "../fleet-store.js";
+import { formatAgo } from "../format.js";
+import type { RegistryEvent } from "../../protocol/registry.js";
+import { ChatView } from "../views/chat-view.js";
+import { askForKey } from "../views/key-dialog.js";
+import { NodeView } from "../views/node-view.js";
+import { overview } from "../views/overview-view.js";
+import { statePill } from "../views/widgets.js";
 
 const store = new FleetStore();
 const main = document.getElementById("main")!;

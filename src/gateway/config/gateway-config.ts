@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { checkBinding } from "../core/config/binding-check.js";
-import { checkUnique } from "../core/config/unique-check.js";
-import { WakeableEntrySchema } from "./wakeable/wakeable-entries.js";
+import { checkBinding } from "../../core/config/binding-check.js";
+import { checkUnique } from "../../core/config/unique-check.js";
+import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
 export const StaticKeySchema = z.strictObject({

@@ -84,4 +84,6 @@ if (circles.length > 0) {
   }
   process.exit(1);
 }
-console.log(`check-cycles: ${files.length} modules in ${folders.size} folders under src/, no circle`);
+console.log(
+  `check-cycles: ${files.length} modules in ${folders.size} folders under src/, no circle`,
+);

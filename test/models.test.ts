@@ -8,8 +8,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { gatewayRoutes } from "../src/gateway/http/gateway-routes.js";
-import type { Gateway } from "../src/gateway/gateway.js";
+import { GATEWAY_ROUTES } from "../src/gateway/http/gateway-routes.js";
 import type { NodeInventory } from "../src/protocol/inventory.js";
 import type { OperationStatus } from "../src/protocol/operations.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
@@ -366,7 +365,7 @@ describe("model management through the gateway", () => {
   });
 
   test("every admin route of the gateway answers 401 without the admin key", async () => {
-    const routes = gatewayRoutes({} as Gateway).filter((route) => route.access === "admin");
+    const routes = GATEWAY_ROUTES.filter((route) => route.access === "admin");
     assert.ok(routes.length >= 8);
     for (const route of routes) {
       const path = route.path.replace(/:[a-z_]+/g, "x");

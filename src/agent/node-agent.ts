@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { RoleMeshError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
-import { dispatcher, Router } from "../core/http/router.js";
+import { requestListener, Router } from "../core/http/router.js";
 import { createApiServer } from "../core/http/server.js";
 import type {
   DeviceMetrics,
@@ -132,7 +132,7 @@ export class NodeAgent {
     this.metrics = new AgentMetrics(this.scheduler);
     const router = new Router(agentRoutes(this));
     this.#server = createApiServer(
-      dispatcher({
+      requestListener({
         router,
         authorize: (req) => this.#authorize(bearerToken(req)),
         onUnexpected: (err, req) =>

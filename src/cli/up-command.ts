@@ -1,11 +1,15 @@
 import { Command } from "commander";
 import { NodeAgent } from "../agent/node-agent.js";
 import type { RegistryClient } from "../agent/registration/registry-client.js";
-import { RoleMeshError } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
 import { Gateway } from "../gateway/gateway.js";
-import type { NodeRegistry } from "../gateway/registry/node-registry.js";
-import { leaseSeconds } from "../gateway/config/gateway-config.js";
+import type { RegistryService } from "../gateway/registry/registry-service.js";
+import type {
+  DeregisterRequest,
+  HeartbeatRequest,
+  RegisterRequest,
+  RegisterResponse,
+} from "../protocol/registry.js";
 import {
   collect,
   listenOverrides,
@@ -49,11 +53,7 @@ export function upCommand(): Command {
           { ...config.agent, heartbeat_interval_s: config.gateway.heartbeat_interval_s },
           log.child({ component: "agent" }),
           {
-            registryClient: new InProcessRegistryClient(
-              gateway.registry,
-              config.gateway.heartbeat_interval_s,
-              leaseSeconds(config.gateway),
-            ),
+            registryClient: new InProcessRegistryClient(gateway.registry),
           },
         );
       } catch (err) {
@@ -72,30 +72,22 @@ export function upCommand(): Command {
     });
 }
 
-/** The local agent registers with its gateway by calling the registry directly: no network hop. */
+/**
+ * The local agent registers with its gateway's registry service directly: no network hop, and
+ * the same answers the HTTP routes give.
+ */
 class InProcessRegistryClient implements RegistryClient {
-  constructor(
-    private readonly registry: NodeRegistry,
-    private readonly heartbeatIntervalS: number,
-    private readonly leaseS: number,
-  ) {}
+  constructor(private readonly registry: RegistryService) {}
 
-  async register(message: Parameters<RegistryClient["register"]>[0]) {
-    this.registry.register(message);
-    return {
-      node_id: message.node_id,
-      heartbeat_interval_s: this.heartbeatIntervalS,
-      lease_s: this.leaseS,
-    };
+  async register(message: RegisterRequest): Promise<RegisterResponse> {
+    return this.registry.register(message);
   }
 
-  async heartbeat(message: Parameters<RegistryClient["heartbeat"]>[0]): Promise<void> {
-    if (this.registry.heartbeat(message) === "unknown") {
-      throw new RoleMeshError("unknown_node", `node ${message.node_id} is not registered`);
-    }
+  async heartbeat(message: HeartbeatRequest): Promise<void> {
+    this.registry.heartbeat(message);
   }
 
-  async deregister(message: Parameters<RegistryClient["deregister"]>[0]): Promise<void> {
+  async deregister(message: DeregisterRequest): Promise<void> {
     this.registry.deregister(message);
   }
 }

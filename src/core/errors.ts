@@ -1,10 +1,12 @@
 import type { ErrorBody, ErrorCode } from "../protocol/errors.js";
 
 /**
- * The one table that maps error codes to HTTP statuses and OpenAI error types.
- * Everything that answers an error goes through {@link RoleMeshError.toBody} and this table.
+ * The one table that maps error codes to HTTP statuses, OpenAI error types, and whether a node
+ * that answers the code may leave the request to another node (`elsewhere`: "not me, not now" —
+ * busy, nothing loaded that fits, stopping). Everything that answers an error goes through
+ * {@link RoleMeshError.toBody} and this table.
  */
-const ERROR_TABLE: Record<ErrorCode, { status: number; type: string }> = {
+const ERROR_TABLE: Record<ErrorCode, { status: number; type: string; elsewhere?: true }> = {
   invalid_request: { status: 400, type: "invalid_request_error" },
   invalid_api_key: { status: 401, type: "authentication_error" },
   forbidden: { status: 403, type: "permission_error" },
@@ -15,10 +17,10 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string }> = {
   request_too_large: { status: 413, type: "invalid_request_error" },
   rate_limited: { status: 429, type: "rate_limit_error" },
   upstream_error: { status: 502, type: "server_error" },
-  queue_full: { status: 503, type: "server_error" },
+  queue_full: { status: 503, type: "server_error", elsewhere: true },
   model_loading_timeout: { status: 503, type: "server_error" },
-  no_capacity: { status: 503, type: "server_error" },
-  shutting_down: { status: 503, type: "server_error" },
+  no_capacity: { status: 503, type: "server_error", elsewhere: true },
+  shutting_down: { status: 503, type: "server_error", elsewhere: true },
   internal_error: { status: 500, type: "server_error" },
   conflict: { status: 409, type: "invalid_request_error" },
   // Model installation (SPEC §10): what the download or one of its checks found.
@@ -56,6 +58,11 @@ export class RoleMeshError extends Error {
 
   get status(): number {
     return ERROR_TABLE[this.code].status;
+  }
+
+  /** True when the node that answered this leaves the request to another (see the table). */
+  get mayTryElsewhere(): boolean {
+    return ERROR_TABLE[this.code].elsewhere === true;
   }
 
   toBody(): ErrorBody {

@@ -1,29 +1,34 @@
 import { once } from "node:events";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { Pool } from "undici";
 import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
-import { dispatcher, Router } from "../core/http/router.js";
+import { bindRoutes, requestListener, Router } from "../core/http/router.js";
 import { createApiServer } from "../core/http/server.js";
 import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/router.js";
+import { modelList } from "../core/proxy/model-list.js";
 import type { Logger } from "../core/logger.js";
 import { isLoopbackHost } from "../core/net.js";
 import { VERSION } from "../core/version.js";
 import type { LiveState } from "../protocol/inventory.js";
+import type { FleetModelEntry, ModelList } from "../protocol/models.js";
 import type { RegistryEvent, StatusResponse } from "../protocol/registry.js";
 import { expandHome } from "../core/paths.js";
 import type { ClientKey } from "./auth/client-keys.js";
-import { ClientKeys } from "./auth/client-keys.js";
+import { ClientKeys, keyAllows } from "./auth/client-keys.js";
 import { RateLimiter } from "./auth/rate-limiter.js";
 import type { GatewayConfig } from "./config/gateway-config.js";
 import { leaseSeconds } from "./config/gateway-config.js";
 import { HttpCommandTransport } from "./commands/command-transport.js";
 import { NodeCommands } from "./commands/node-commands.js";
-import { ConsoleAssets } from "./http/console-assets.js";
-import { gatewayRoutes } from "./http/gateway-routes.js";
+import { Forwarder } from "./forwarding/forwarder.js";
+import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
+import type { Access, GatewayApi } from "./http/gateway-api.js";
+import { GATEWAY_ROUTES } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
+import { RegistryService } from "./registry/registry-service.js";
+import { fleetModels } from "./router/route-picker.js";
 import { WakeableEntries } from "./wakeable/wakeable-entries.js";
 import { MIB } from "../core/units.js";
 
@@ -38,39 +43,30 @@ const SWEEP_INTERVAL_MS = 1000;
 /** Unread event bytes the gateway holds for one `/api/events` reader before it cuts it off. */
 const EVENT_BACKLOG_LIMIT_BYTES = 4 * MIB;
 
-/** Which credentials a gateway route needs. */
-export type Access = "join" | "client" | "read" | "admin";
-
-/**
- * Every route the gateway serves. Only handlers touch `gateway`, so tests can list the routes
- * (method, path, access) without a running gateway.
- */
-export function gatewayRouteTable(gateway: Gateway, assets: ConsoleAssets): Route[] {
-  return [...gatewayRoutes(gateway), ...assets.routes()];
-}
-
 /**
  * The gateway (SPEC §7.2–7.4): the registry of live nodes, routing of OpenAI requests by model
  * id or role, status and events for the console, client keys and the admin API.
  */
-export class Gateway {
+export class Gateway implements GatewayApi {
   readonly config: GatewayConfig;
   readonly log: Logger;
-  readonly registry: NodeRegistry;
+  readonly maxBodyBytes: number;
+  /** The live nodes; `registry` (the GatewayApi one) answers agents' messages to it. */
+  readonly nodes: NodeRegistry;
+  readonly registry: RegistryService;
+  readonly forwarder: Forwarder;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
   readonly commands: NodeCommands;
   readonly rateLimiter = new RateLimiter();
   readonly startedAt = new Date();
   readonly #server: Server;
-  readonly #pools = new Map<string, Pool>();
   readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
   readonly #events = new Set<ServerResponse>();
   readonly #localState: () => LiveState;
   /** The local state last told to event clients, to announce changes. */
   #announcedState: LiveState;
   #sweeper: NodeJS.Timeout | undefined;
-  #turn = 0;
 
   private constructor(
     config: GatewayConfig,
@@ -84,16 +80,26 @@ export class Gateway {
     this.wakeable = parts.wakeable;
     this.#localState = options.localState ?? (() => "client");
     this.#announcedState = this.#localState();
-    this.registry = new NodeRegistry({
+    this.maxBodyBytes = config.max_body_mb * MIB;
+    this.nodes = new NodeRegistry({
       leaseMs: leaseSeconds(config) * 1000,
       sweepIntervalMs: SWEEP_INTERVAL_MS,
     });
+    this.registry = new RegistryService(this.nodes, {
+      heartbeat_interval_s: config.heartbeat_interval_s,
+      lease_s: leaseSeconds(config),
+    });
+    this.forwarder = new Forwarder(this.nodes, {
+      maxAttempts: config.max_attempts,
+      requestTimeoutMs: config.request_timeout_s * 1000,
+      log,
+    });
     this.commands = new NodeCommands(
-      this.registry,
+      this.nodes,
       new HttpCommandTransport(),
       log.child({ component: "commands" }),
     );
-    this.registry.on("event", (event) => {
+    this.nodes.on("event", (event) => {
       if (event.type === "node_registered")
         log.info({ node_id: event.node.node_id, url: event.node.agent_url }, "node registered");
       if (event.type === "node_removed") {
@@ -117,9 +123,12 @@ export class Gateway {
         this.#broadcastWakeable();
     });
     this.wakeable.on("change", () => this.#broadcastWakeable());
-    const router = new Router(gatewayRouteTable(this, parts.console));
+    const router = new Router<Access>([
+      ...bindRoutes(GATEWAY_ROUTES, this),
+      ...bindRoutes(CONSOLE_ROUTES, parts.console),
+    ]);
     this.#server = createApiServer(
-      dispatcher({
+      requestListener({
         router,
         authorize: (req, route) => this.#authorize(req, route),
         onUnexpected: (err, req) =>
@@ -142,8 +151,8 @@ export class Gateway {
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
     gateway.#sweeper = setInterval(() => {
-      gateway.registry.sweep();
-      gateway.#closeUnusedPools();
+      gateway.nodes.sweep();
+      gateway.forwarder.closeUnusedPools();
     }, SWEEP_INTERVAL_MS).unref();
     const exposed = !isLoopbackHost(config.listen_host);
     if (exposed && !keys.enabled)
@@ -160,24 +169,49 @@ export class Gateway {
     return `http://${host}:${address.port}`;
   }
 
-  /** The next rotation for breaking ties between equally good nodes. */
-  nextTurn(): number {
-    return this.#turn++;
-  }
-
   status(): StatusResponse {
     const state = this.#localState();
     return {
       gateway: { version: VERSION, url: this.url, started_at: this.startedAt.toISOString() },
       node_state: state,
       node_status: titleCase(state),
-      peers: this.registry.live().map((record) => this.registry.peerStatus(record)),
+      peers: this.nodes.live().map((record) => this.nodes.peerStatus(record)),
       wakeable: this.wakeableStatus(),
     };
   }
 
   wakeableStatus() {
-    return this.wakeable.status((nodeId) => this.registry.get(nodeId) !== undefined);
+    return this.wakeable.status((nodeId) => this.nodes.get(nodeId) !== undefined);
+  }
+
+  models(): ModelList<FleetModelEntry> {
+    return modelList(
+      this.startedAt,
+      fleetModels(this.nodes.live()).map((entry) => ({
+        id: entry.id,
+        kind: entry.kind,
+        node_count: entry.nodes.length,
+        nodes: entry.nodes,
+      })),
+    );
+  }
+
+  admitClient(req: IncomingMessage, name: string): void {
+    const key = this.#clientKeyOf.get(req);
+    if (!key) return;
+    if (!keyAllows(key, name)) {
+      throw new RoleMeshError("forbidden", `key "${key.name}" may not use "${name}"`, {
+        param: "model",
+      });
+    }
+    const verdict = this.rateLimiter.take(key.name, key.requests_per_minute);
+    if (!verdict.allowed) {
+      throw new RoleMeshError(
+        "rate_limited",
+        `key "${key.name}" is over its limit of ${key.requests_per_minute} requests per minute`,
+        { retryAfterS: verdict.retryAfterS },
+      );
+    }
   }
 
   /** Who sent an admin request, for the log: the admin key, or nobody on an open loopback. */
@@ -185,36 +219,6 @@ export class Gateway {
     const presented = bearerToken(req);
     if (this.config.admin_key && secretsEqual(presented, this.config.admin_key)) return "admin";
     return "anonymous (loopback, no admin_key)";
-  }
-
-  /** The client key a request was authenticated with (when keys are in use). */
-  clientKey(req: IncomingMessage): ClientKey | undefined {
-    return this.#clientKeyOf.get(req);
-  }
-
-  /** A connection pool to an agent, made on first use. */
-  poolFor(agentUrl: string): Pool {
-    let pool = this.#pools.get(agentUrl);
-    if (!pool) {
-      // Generations can run for minutes: the gateway keeps its own deadline (request_timeout_s).
-      pool = new Pool(agentUrl, { headersTimeout: 0, bodyTimeout: 0, connectTimeout: 5000 });
-      this.#pools.set(agentUrl, pool);
-    }
-    return pool;
-  }
-
-  /**
-   * Closes the pools to agent addresses no live node has any more: nodes that left, or came
-   * back on another address. Requests still running through a pool finish first.
-   */
-  #closeUnusedPools(): void {
-    if (this.#pools.size === 0) return;
-    const inUse = new Set(this.registry.live().map((record) => record.agentUrl));
-    for (const [url, pool] of this.#pools) {
-      if (inUse.has(url)) continue;
-      this.#pools.delete(url);
-      pool.close().catch(() => undefined);
-    }
   }
 
   /** Keeps an SSE client of `/api/events` until it leaves. */
@@ -253,14 +257,14 @@ export class Gateway {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     this.#server.closeAllConnections();
-    await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
+    await this.forwarder.close();
     await closed;
     this.log.info("gateway stopped");
   }
 
-  #authorize(req: IncomingMessage, route: Route): void {
+  #authorize(req: IncomingMessage, route: Route<Access>): void {
     const presented = bearerToken(req);
-    switch (route.access as Access) {
+    switch (route.access) {
       case "join":
         if (this.config.join_token && !secretsEqual(presented, this.config.join_token)) {
           throw new RoleMeshError("invalid_api_key", "missing or wrong join token");

@@ -9,10 +9,9 @@
 import { randomBytes } from "node:crypto";
 import { agentRoutes } from "../../src/agent/http/agent-routes.js";
 import type { NodeAgent } from "../../src/agent/node-agent.js";
-import type { Route } from "../../src/core/http/router.js";
-import { gatewayRouteTable } from "../../src/gateway/gateway.js";
-import type { Gateway } from "../../src/gateway/gateway.js";
-import { ConsoleAssets } from "../../src/gateway/http/console-assets.js";
+import type { Route, RouteInfo } from "../../src/core/http/router.js";
+import { CONSOLE_ROUTES } from "../../src/gateway/http/console-assets.js";
+import { GATEWAY_ROUTES } from "../../src/gateway/http/gateway-routes.js";
 import type { NodeInventory } from "../../src/protocol/inventory.js";
 import type { OperationStatus } from "../../src/protocol/operations.js";
 import type { StatusResponse } from "../../src/protocol/registry.js";
@@ -33,7 +32,7 @@ export interface ListedRoute {
   access: string;
 }
 
-const listed = (route: Route & { access?: string }): ListedRoute => ({
+const listed = (route: RouteInfo): ListedRoute => ({
   method: route.method,
   path: route.path,
   access: route.public ? "public" : (route.access ?? "token"),
@@ -44,9 +43,9 @@ export function agentRouteList(): ListedRoute[] {
   return agentRoutes({} as NodeAgent).map(listed);
 }
 
-/** Every route of the gateway, console files included, from the table it serves. */
-export async function gatewayRouteList(): Promise<ListedRoute[]> {
-  return gatewayRouteTable({} as Gateway, await ConsoleAssets.load()).map(listed);
+/** Every route of the gateway, console files included, from the tables it serves. */
+export function gatewayRouteList(): ListedRoute[] {
+  return [...GATEWAY_ROUTES, ...CONSOLE_ROUTES].map(listed);
 }
 
 export interface AuditSecrets {

@@ -8,7 +8,7 @@ import { rawExchange } from "../../../chaos/lib/raw-http.js";
 import { RoleMeshError } from "../errors.js";
 import { readBody } from "./read-body.js";
 import { sendJson } from "./respond.js";
-import { dispatcher, Router } from "./router.js";
+import { requestListener, Router } from "./router.js";
 
 const router = new Router([
   { method: "GET", path: "/v1/models", handle: () => undefined },
@@ -46,7 +46,7 @@ describe("dispatcher", () => {
   /** Called as the upload route starts reading its body. */
   let onUpload = () => {};
   const server = createServer(
-    dispatcher({
+    requestListener({
       router: new Router([
         { method: "GET", path: "/v1/models", handle: ({ res }) => sendJson(res, 200, {}) },
         {

@@ -12,19 +12,39 @@ export interface RequestContext {
   params: Record<string, string>;
 }
 
-export interface Route {
+/** What a route is, without its handler: enough to list and audit a route table. */
+export interface RouteInfo<Access extends string = string> {
   method: "GET" | "POST" | "PUT" | "DELETE";
   /** Path with `:name` segments, e.g. `/v1/node/models/:id/load`. */
   path: string;
   /** Answered without credentials (e.g. `/healthz`). */
   public?: boolean;
   /** Which credentials a non-public route needs, for servers that have several kinds. */
-  access?: string;
+  access?: Access;
+}
+
+export interface Route<Access extends string = string> extends RouteInfo<Access> {
   handle(ctx: RequestContext): Promise<void> | void;
 }
 
-interface CompiledRoute {
-  route: Route;
+/**
+ * A route whose handler is handed the API it serves. A table of these is plain data: it can be
+ * listed (and audited) without a running server, and bound to one with {@link bindRoutes}.
+ */
+export interface RouteSpec<Api, Access extends string = string> extends RouteInfo<Access> {
+  handle(api: Api, ctx: RequestContext): Promise<void> | void;
+}
+
+/** The routes of `specs`, each handling requests with `api`. */
+export function bindRoutes<Api, Access extends string>(
+  specs: readonly RouteSpec<Api, Access>[],
+  api: Api,
+): Route<Access>[] {
+  return specs.map((spec) => ({ ...spec, handle: (ctx) => spec.handle(api, ctx) }));
+}
+
+interface CompiledRoute<Access extends string> {
+  route: Route<Access>;
   pattern: RegExp;
   names: string[];
 }
@@ -33,11 +53,11 @@ interface CompiledRoute {
  * A small exact-match router. The route table is data so that tests can enumerate every
  * route (for example to prove that none answers without credentials).
  */
-export class Router {
-  readonly routes: readonly Route[];
-  readonly #compiled: CompiledRoute[];
+export class Router<Access extends string = string> {
+  readonly routes: readonly Route<Access>[];
+  readonly #compiled: CompiledRoute<Access>[];
 
-  constructor(routes: Route[]) {
+  constructor(routes: Route<Access>[]) {
     this.routes = routes;
     this.#compiled = routes.map((route) => {
       const names: string[] = [];
@@ -57,7 +77,10 @@ export class Router {
    * Finds the route for a request; throws 404 or 405 as an OpenAI-shaped error. HEAD is served
    * by the GET route (node:http sends no body for it), as health checkers and `curl -I` expect.
    */
-  match(method: string, pathname: string): { route: Route; params: Record<string, string> } {
+  match(
+    method: string,
+    pathname: string,
+  ): { route: Route<Access>; params: Record<string, string> } {
     const wanted = method === "HEAD" ? "GET" : method;
     let pathMatched = false;
     for (const { route, pattern, names } of this.#compiled) {
@@ -91,16 +114,16 @@ function decodeSegment(segment: string): string {
   }
 }
 
-export interface DispatchOptions {
-  router: Router;
+export interface ListenerOptions<Access extends string = string> {
+  router: Router<Access>;
   /** Throws `invalid_api_key` (or `forbidden`) when the request may not use a non-public route. */
-  authorize(req: IncomingMessage, route: Route): void;
+  authorize(req: IncomingMessage, route: Route<Access>): void;
   /** Called for errors that were not answered as a RoleMeshError (bugs). */
   onUnexpected(err: unknown, req: IncomingMessage): void;
 }
 
 /** The request listener shared by agent and gateway: route, authorize, handle, answer errors. */
-export function dispatcher(options: DispatchOptions) {
+export function requestListener<Access extends string>(options: ListenerOptions<Access>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       try {

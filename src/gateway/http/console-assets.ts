@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RequestContext, Route } from "../../core/http/router.js";
+import type { RequestContext, RouteSpec } from "../../core/http/router.js";
 import { RoleMeshError } from "../../core/errors.js";
 
 /** Where `npm run build` writes the console bundle (the same from src/ and from dist/). */
@@ -66,20 +66,8 @@ export class ConsoleAssets {
     return this.#assets.has("index.html");
   }
 
-  /** `GET /` and `GET /console/{file}`: public, the data behind the page needs its own key. */
-  routes(): Route[] {
-    return [
-      { method: "GET", path: "/", public: true, handle: (ctx) => this.#serve(ctx, "index.html") },
-      {
-        method: "GET",
-        path: "/console/:file",
-        public: true,
-        handle: (ctx) => this.#serve(ctx, ctx.params.file ?? ""),
-      },
-    ];
-  }
-
-  #serve({ req, res }: RequestContext, name: string): void {
+  /** Answers one console file by name (304 when the browser has it). */
+  serve({ req, res }: RequestContext, name: string): void {
     const asset = this.#assets.get(name);
     if (!asset) {
       throw new RoleMeshError(
@@ -105,3 +93,19 @@ export class ConsoleAssets {
     res.end(asset.body);
   }
 }
+
+/** `GET /` and `GET /console/{file}`: public, the data behind the page needs its own key. */
+export const CONSOLE_ROUTES: readonly RouteSpec<ConsoleAssets, never>[] = [
+  {
+    method: "GET",
+    path: "/",
+    public: true,
+    handle: (assets, ctx) => assets.serve(ctx, "index.html"),
+  },
+  {
+    method: "GET",
+    path: "/console/:file",
+    public: true,
+    handle: (assets, ctx) => assets.serve(ctx, ctx.params.file ?? ""),
+  },
+];

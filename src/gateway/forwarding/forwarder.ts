@@ -1,0 +1,128 @@
+import type { ServerResponse } from "node:http";
+import { Pool } from "undici";
+import { RoleMeshError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
+import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
+import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
+import type { NodeRegistry } from "../registry/node-registry.js";
+import { rankNodes } from "../router/route-picker.js";
+
+export interface ForwarderOptions {
+  /** Nodes tried for one request before answering 503 (`max_attempts`). */
+  maxAttempts: number;
+  /** The whole exchange with one node must end within this (`request_timeout_s`). */
+  requestTimeoutMs: number;
+  log: Logger;
+}
+
+/** One OpenAI request to forward, already read and checked. */
+export interface ForwardRequest {
+  endpoint: OpenAIEndpoint;
+  /** The model id or role the client asked for. */
+  name: string;
+  /** The body as the client sent it, and parsed. */
+  raw: Buffer;
+  body: Record<string, unknown>;
+}
+
+/**
+ * Sends OpenAI requests to nodes (SPEC §7.3): ranks the nodes that serve the model or role and
+ * tries them in turn while a node fails before any byte reached the client (unreachable, or
+ * an error the table marks `elsewhere`), up to `maxAttempts`. It counts the requests it has in
+ * flight to each node (ranking reads them) and keeps one connection pool per agent address.
+ */
+export class Forwarder {
+  readonly #registry: NodeRegistry;
+  readonly #options: ForwarderOptions;
+  readonly #pools = new Map<string, Pool>();
+  #turn = 0;
+
+  constructor(registry: NodeRegistry, options: ForwarderOptions) {
+    this.#registry = registry;
+    this.#options = options;
+  }
+
+  async forward(request: ForwardRequest, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    const { name } = request;
+    const choices = rankNodes(this.#registry.live(), name, this.#turn++);
+    if (choices.length === 0) {
+      throw new RoleMeshError("model_not_found", `no live node offers model or role "${name}"`, {
+        param: "model",
+      });
+    }
+    let lastFailure: RoleMeshError | undefined;
+    let everyNodeFull = true;
+    for (const { record, modelId } of choices.slice(0, this.#options.maxAttempts)) {
+      const body =
+        modelId === name
+          ? request.raw
+          : Buffer.from(JSON.stringify({ ...request.body, model: modelId }));
+      record.inFlight++;
+      try {
+        await relay({
+          upstream: this.#poolFor(record.agentUrl),
+          path: request.endpoint,
+          body,
+          res,
+          signal,
+          deadlineMs: this.#options.requestTimeoutMs,
+          requestHeaders: record.authToken ? { authorization: `Bearer ${record.authToken}` } : {},
+          responseHeaders: { "x-rolemesh-node": record.nodeId, "x-rolemesh-model": modelId },
+        });
+        this.#registry.connectSucceeded(record.nodeId);
+        return;
+      } catch (err) {
+        if (res.headersSent || !(err instanceof RoleMeshError)) throw err;
+        const unreachable = err instanceof UpstreamUnreachableError;
+        if (unreachable) this.#registry.connectFailed(record.nodeId);
+        else if (!err.mayTryElsewhere) throw err;
+        // A node that cannot be reached is news; one that is busy is backpressure doing its
+        // job, thousands of times a second under overload.
+        this.#options.log[unreachable ? "warn" : "debug"](
+          { node_id: record.nodeId, code: err.code, reason: err.message },
+          "trying the next node",
+        );
+        lastFailure = err;
+        everyNodeFull &&= err.code === "queue_full";
+      } finally {
+        record.inFlight--;
+      }
+    }
+    // Nodes that are only busy give the client the same answer one node would: come back soon.
+    throw new RoleMeshError(
+      everyNodeFull ? "queue_full" : "no_capacity",
+      `no node could take the request for "${name}" (last: ${lastFailure?.message ?? "none"})`,
+      { retryAfterS: lastFailure?.retryAfterS ?? 1 },
+    );
+  }
+
+  /**
+   * Closes the pools to agent addresses no live node has any more: nodes that left, or came
+   * back on another address. Requests still running through a pool finish first.
+   */
+  closeUnusedPools(): void {
+    if (this.#pools.size === 0) return;
+    const inUse = new Set(this.#registry.live().map((record) => record.agentUrl));
+    for (const [url, pool] of this.#pools) {
+      if (inUse.has(url)) continue;
+      this.#pools.delete(url);
+      pool.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
+    this.#pools.clear();
+  }
+
+  /** A connection pool to an agent, made on first use. */
+  #poolFor(agentUrl: string): Pool {
+    let pool = this.#pools.get(agentUrl);
+    if (!pool) {
+      // Generations can run for minutes: the gateway keeps its own deadline (request_timeout_s).
+      pool = new Pool(agentUrl, { headersTimeout: 0, bodyTimeout: 0, connectTimeout: 5000 });
+      this.#pools.set(agentUrl, pool);
+    }
+    return pool;
+  }
+}

@@ -6,29 +6,29 @@ import type { AddressInfo } from "node:net";
 import { RoleMeshError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
-import { requestListener, Router } from "../core/http/router.js";
+import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
-import type {
-  DeviceMetrics,
-  DeviceRef,
-  LiveState,
-  ModelInventory,
-  NodeInventory,
-} from "../protocol/inventory.js";
+import type { DeviceMetrics, DeviceRef, LiveState, NodeInventory } from "../protocol/inventory.js";
+import type { AgentModelEntry, ModelList } from "../protocol/models.js";
 import type { AgentConfig, ModelEntry } from "./config/agent-config.js";
 import { expandHome } from "../core/paths.js";
 import type { DeviceBackend } from "./devices/backend.js";
-import { hostCapabilities } from "./devices/host-capabilities.js";
 import { pinningEnv } from "./devices/pinning.js";
 import { selectDevices } from "./devices/select-backend.js";
 import type { Engine } from "./engines/engine.js";
 import { chooseEngine, engineFor } from "./engines/select-engine.js";
-import { agentRoutes } from "./http/agent-routes.js";
+import { Backends } from "./backends/backends.js";
+import type { AgentApi } from "./http/agent-api.js";
+import type { DrainState, LoadResult, UnloadResult } from "../protocol/node-commands.js";
+import { AGENT_ROUTES } from "./http/agent-routes.js";
+import { InferenceService } from "./inference/inference-service.js";
+import { agentModels, liveState, nodeInventory } from "./inventory/inventory.js";
+import type { InventorySource } from "./inventory/inventory.js";
 import { resolveNodeId } from "./node-id.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { ModelCatalog } from "./models/model-catalog.js";
 import { DeviceQueue } from "./scheduler/device-queue.js";
-import type { ManagedDevice } from "./scheduler/scheduler.js";
+import { Device } from "./scheduler/device.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { DeviceSupervisor } from "./supervisor/device-supervisor.js";
 import { startupTimeoutMs } from "./supervisor/startup-timeout.js";
@@ -40,11 +40,6 @@ import { HttpRegistryClient } from "./registration/registry-client.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
 import { MIB } from "../core/units.js";
-
-/**
- * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
- * and the HTTP API in front of them.
- */
 
 export interface NodeAgentOptions {
   /** Registers with this client instead of HTTP to `dispatcher_base_url` (`rolemesh up`). */
@@ -59,16 +54,24 @@ function firstExternalIPv4(): string {
   return "127.0.0.1";
 }
 
-export class NodeAgent {
+/**
+ * The node agent (SPEC §4, §5, §7.1): one supervised server per device, a queue per device,
+ * and the HTTP API in front of them. It wires the rooms together and owns the node's
+ * lifecycle: start, drain, registration, shutdown.
+ */
+export class NodeAgent implements AgentApi {
   readonly nodeId: string;
   readonly config: AgentConfig;
+  readonly maxBodyBytes: number;
   readonly scheduler: Scheduler;
   readonly log: Logger;
+  readonly inference: InferenceService;
+  readonly backends: Backends;
   readonly #backend: DeviceBackend;
   readonly #engine: Engine;
   readonly #server: Server;
-  readonly catalog: ModelCatalog;
-  readonly metrics: AgentMetrics;
+  readonly #catalog: ModelCatalog;
+  readonly #metrics: AgentMetrics;
   #measuring: Promise<void> | undefined;
   #metricsTimer: NodeJS.Timeout | undefined;
   #shutdown: Promise<void> | undefined;
@@ -98,13 +101,14 @@ export class NodeAgent {
     const { config, log, engine, backend } = parts;
     this.nodeId = parts.nodeId;
     this.config = config;
+    this.maxBodyBytes = config.max_body_mb * MIB;
     this.log = log;
     this.#backend = backend;
     this.#engine = engine;
-    this.catalog = parts.catalog;
+    this.#catalog = parts.catalog;
     this.operations = new Operations(parts.nodeId);
     this.stopRequested = new Promise((resolve) => (this.#requestStop = resolve));
-    const devices = parts.refs.map((ref): ManagedDevice => {
+    const devices = parts.refs.map((ref) => {
       const supervisor = new DeviceSupervisor({
         device: ref,
         engine,
@@ -123,17 +127,35 @@ export class NodeAgent {
         this.#whenIdle?.();
         this.#noticeLiveState();
       });
-      const metrics = parts.metrics.get(ref.id) ?? null;
-      return { ref, supervisor, queue, metrics, measuredAt: Date.now() };
+      return new Device({ ref, supervisor, queue, metrics: parts.metrics.get(ref.id) ?? null });
     });
     this.scheduler = new Scheduler(devices, (model, device) =>
-      this.catalog.estimate(model, device),
+      this.#catalog.estimate(model, device),
     );
-    this.metrics = new AgentMetrics(this.scheduler);
-    const router = new Router(agentRoutes(this));
+    this.#metrics = new AgentMetrics(this.scheduler);
+    this.inference = new InferenceService({
+      nodeId: this.nodeId,
+      metrics: this.#metrics,
+      requestTimeoutMs: config.request_timeout_s * 1000,
+      log,
+      admit: () => this.#refuseWhileDraining(),
+      resolveModel: (name) => this.#resolveModel(name),
+      chooseDevice: (model) => this.#chooseDevice(model),
+    });
+    this.backends = new Backends({
+      nodeId: this.nodeId,
+      engine: engine.name,
+      scheduler: this.scheduler,
+      operations: this.operations,
+      log,
+      resolveModel: (name) => this.#resolveModel(name),
+      load: (name, device, signal) => this.load(name, device, signal),
+      unload: (modelId) => this.#unloadFrom(modelId),
+    });
+    const routes = new RouteTable(bindRoutes(AGENT_ROUTES, this));
     this.#server = createApiServer(
       requestListener({
-        router,
+        routes,
         authorize: (req) => this.#authorize(bearerToken(req)),
         onUnexpected: (err, req) =>
           this.log.error({ err, method: req.method, url: req.url }, "request failed"),
@@ -176,7 +198,7 @@ export class NodeAgent {
       catalog,
       operations: agent.operations,
       log,
-      unload: (modelId) => agent.unload(modelId),
+      unload: (modelId) => agent.#unloadFrom(modelId),
       onChange: () => agent.#registrar?.nudge(),
     });
     await agent.#listen();
@@ -239,7 +261,7 @@ export class NodeAgent {
     // A server changing state is news for the gateway (and its console) now, not at the next
     // heartbeat; so is a queue change that turns the node's live state.
     for (const device of this.scheduler.devices) {
-      device.supervisor.on("state", () => {
+      device.onServerState(() => {
         this.#reportedState = this.liveState();
         this.#registrar?.nudge();
       });
@@ -276,23 +298,21 @@ export class NodeAgent {
     return `http://${host}:${address.port}`;
   }
 
-  get draining(): boolean {
-    return this.#draining;
-  }
-
   /**
    * Stops taking new requests (503 `shutting_down`, so a gateway tries the next node) while
    * admitted ones finish; the node stays up and registered until `resume()`.
    */
-  drain(): void {
-    if (this.#draining) return;
-    this.log.info("draining: new requests are refused, admitted ones finish");
-    this.#draining = true;
-    this.#registrar?.nudge();
+  drain(): DrainState {
+    if (!this.#draining) {
+      this.log.info("draining: new requests are refused, admitted ones finish");
+      this.#draining = true;
+      this.#registrar?.nudge();
+    }
+    return this.#drainState();
   }
 
   /** New work is refused with 503 `shutting_down` while the node drains or stops. */
-  refuseWhileDraining(): void {
+  #refuseWhileDraining(): void {
     if (this.#draining) {
       throw new RoleMeshError(
         "shutting_down",
@@ -303,14 +323,26 @@ export class NodeAgent {
   }
 
   /** Takes requests again after `drain()`. A shutdown in progress cannot be resumed. */
-  resume(): void {
-    if (!this.#draining) return;
-    if (this.#shutdown) {
-      throw new RoleMeshError("shutting_down", "the node is shutting down and cannot resume");
+  resume(): DrainState {
+    if (this.#draining) {
+      if (this.#shutdown) {
+        throw new RoleMeshError("shutting_down", "the node is shutting down and cannot resume");
+      }
+      this.log.info("resumed: taking requests again");
+      this.#draining = false;
+      this.#registrar?.nudge();
     }
-    this.log.info("resumed: taking requests again");
-    this.#draining = false;
-    this.#registrar?.nudge();
+    return this.#drainState();
+  }
+
+  #drainState(): DrainState {
+    const queues = this.scheduler.devices.map((device) => device.queueInfo());
+    return {
+      node_id: this.nodeId,
+      draining: this.#draining,
+      in_flight: queues.reduce((sum, queue) => sum + queue.in_flight, 0),
+      pending: queues.reduce((sum, queue) => sum + queue.pending, 0),
+    };
   }
 
   /** Installed models (SPEC §10); set once the agent has started. */
@@ -319,52 +351,41 @@ export class NodeAgent {
     return this.#modelManager;
   }
 
+  /** `name` (a model id or role) stops on every device that holds it (SPEC §7.1 unload). */
+  async unload(name: string, signal?: AbortSignal): Promise<UnloadResult> {
+    const model = this.#resolveModel(name);
+    return {
+      model_id: model.model_id,
+      unloaded_from: await this.#unloadFrom(model.model_id, signal),
+    };
+  }
+
   /**
    * Stops every server holding `modelId`, each once its device has drained (requests already
    * admitted finish first). Answers the devices it was unloaded from.
    */
-  async unload(modelId: string, signal?: AbortSignal): Promise<string[]> {
+  async #unloadFrom(modelId: string, signal?: AbortSignal): Promise<string[]> {
     const devices = this.scheduler.devicesWith(modelId);
-    await Promise.all(
-      devices.map(async (device) => {
-        const lease = await device.queue.acquire(null, signal);
-        try {
-          if (device.supervisor.activeModel?.model_id === modelId) await device.supervisor.stop();
-        } finally {
-          lease.release();
-        }
-      }),
-    );
-    return devices.map((device) => device.ref.id);
+    await Promise.all(devices.map((device) => device.unload(modelId, signal)));
+    return devices.map((device) => device.id);
   }
 
   /**
    * Starts `name` (a model id or role) on `deviceId` or the device the scheduler picks, and
    * resolves once its server is ready (SPEC §7.1 load).
    */
-  async load(name: string, deviceId: string | undefined, signal?: AbortSignal) {
-    this.refuseWhileDraining();
-    const model = this.resolveModel(name);
-    const device = deviceId ? this.#findDevice(deviceId) : await this.chooseDevice(model);
+  async load(
+    name: string,
+    deviceId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<LoadResult> {
+    this.#refuseWhileDraining();
+    const model = this.#resolveModel(name);
+    const device = deviceId ? this.scheduler.device(deviceId) : await this.#chooseDevice(model);
     this.scheduler.assertFits(model, device);
-    const reservation = await this.scheduler.reserve(device, model, signal);
+    const reservation = await device.reserve(model, signal);
     reservation.lease.release();
-    return { model_id: model.model_id, device: device.ref.id, server: device.supervisor.info() };
-  }
-
-  #findDevice(id: string): ManagedDevice {
-    const device = this.scheduler.devices.find((candidate) => candidate.ref.id === id);
-    if (!device) {
-      const known = this.scheduler.devices.map((candidate) => candidate.ref.id).join(", ");
-      throw new RoleMeshError(
-        "invalid_request",
-        `no device "${id}" on this node (devices: ${known})`,
-        {
-          param: "device",
-        },
-      );
-    }
-    return device;
+    return { model_id: model.model_id, device: device.id, server: device.server() };
   }
 
   /** `node.stop`: the CLI shuts the agent down as on SIGTERM (deregister, stop, exit 0). */
@@ -374,7 +395,7 @@ export class NodeAgent {
   }
 
   /** The configured model named by `name`: a model id first, else the first model with that role. */
-  resolveModel(name: string | undefined): ModelEntry {
+  #resolveModel(name: string | undefined): ModelEntry {
     const models = this.config.models;
     if (name === undefined) {
       if (models.length === 1 && models[0]) return models[0];
@@ -401,45 +422,30 @@ export class NodeAgent {
   }
 
   liveState(): LiveState {
-    const devices = this.scheduler.devices;
-    if (devices.length === 0 || this.config.models.length === 0) return "client";
-    if (devices.some((device) => device.supervisor.state === "ready")) return "serving";
-    const busy = devices.some(
-      (device) => device.supervisor.state === "starting" || device.queue.pressure > 0,
-    );
-    return busy ? "loading" : "standby";
+    return liveState(this.#inventorySource());
   }
 
   inventory(): NodeInventory {
-    const devices = this.scheduler.devices;
-    const engineVersion =
-      devices.map((device) => device.supervisor.engineVersion).find(Boolean) ?? null;
-    const capabilities = hostCapabilities(this.#engine.name, engineVersion);
-    const models: ModelInventory[] = this.config.models.map((model) => ({
-      id: model.model_id,
-      path: model.path,
-      roles: model.roles,
-      size_bytes: this.catalog.get(model.model_id)?.sizeBytes ?? null,
-      loaded_on: this.scheduler.devicesWith(model.model_id).map((device) => device.ref.id),
-    }));
+    return nodeInventory(this.#inventorySource());
+  }
+
+  models(): ModelList<AgentModelEntry> {
+    return agentModels(this.#inventorySource());
+  }
+
+  scrapeMetrics(): Promise<{ contentType: string; text: string }> {
+    return this.#metrics.scrape();
+  }
+
+  #inventorySource(): InventorySource {
     return {
-      node_id: this.nodeId,
-      hostname: capabilities.hostname,
-      state: this.liveState(),
+      nodeId: this.nodeId,
       draining: this.#draining,
-      capabilities,
       backend: this.#backend.name,
       engine: this.#engine.name,
-      devices: devices.map((device) => ({
-        ref: device.ref,
-        metrics: device.metrics,
-        vram_reserved_mb: Math.round(this.scheduler.reservedBytes(device) / MIB),
-        server: device.supervisor.info(),
-        queue: device.queue.info(),
-        last_error: device.supervisor.lastError,
-        log_tail: [...device.supervisor.logTail],
-      })),
-      models,
+      models: this.config.models,
+      scheduler: this.scheduler,
+      catalog: this.#catalog,
     };
   }
 
@@ -458,10 +464,8 @@ export class NodeAgent {
       const measured = await this.#backend.measure(devices.map((device) => device.ref));
       const now = Date.now();
       for (const device of devices) {
-        const metrics = measured.get(device.ref.id);
-        if (!metrics) continue;
-        device.metrics = metrics;
-        device.measuredAt = now;
+        const metrics = measured.get(device.id);
+        if (metrics) device.measured(metrics, now);
       }
     } catch (err) {
       this.log.warn({ err }, "measuring devices failed");
@@ -472,7 +476,7 @@ export class NodeAgent {
    * The device for a request (SPEC §5). A placement that may start or switch a server is made
    * on fresh measurements.
    */
-  async chooseDevice(model: ModelEntry): Promise<ManagedDevice> {
+  async #chooseDevice(model: ModelEntry): Promise<Device> {
     if (!this.scheduler.holds(model)) await this.refreshMetrics();
     return this.scheduler.pick(model);
   }
@@ -495,22 +499,21 @@ export class NodeAgent {
     await this.#drained(this.config.shutdown_grace_s * 1000);
     await this.#registrar?.stop();
     this.#server.closeAllConnections();
-    await Promise.all(this.scheduler.devices.map((device) => device.supervisor.stop()));
+    await Promise.all(this.scheduler.devices.map((device) => device.stop()));
     await closed;
     this.log.info("node agent stopped");
   }
 
   /** Resolves once no device has admitted work, or after `timeoutMs`. */
   async #drained(timeoutMs: number): Promise<void> {
-    const busy = () => this.scheduler.devices.some((device) => device.queue.pressure > 0);
-    if (!busy()) return;
+    if (!this.scheduler.busy) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.log.warn("shutdown grace elapsed with requests still running; stopping anyway");
         resolve();
       }, timeoutMs);
       this.#whenIdle = () => {
-        if (busy()) return;
+        if (this.scheduler.busy) return;
         clearTimeout(timer);
         resolve();
       };

@@ -6,6 +6,9 @@ import { ApiClient } from "../core/http/api-client.js";
 import type { OperationStatus } from "../protocol/operations.js";
 import type { StatusResponse } from "../protocol/registry.js";
 import { CliExit, EXIT } from "./exit-codes.js";
+import type { NodeInventory } from "../protocol/inventory.js";
+import type { AgentModelEntry, ModelList } from "../protocol/models.js";
+import { AGENT_PATHS, fillPath } from "../protocol/paths.js";
 
 /** One model on one node, for `models list`. */
 export interface ModelRow {
@@ -159,13 +162,8 @@ export class AgentTarget implements ModelsTarget {
   }
 
   async list(): Promise<ModelRow[]> {
-    const { body } = await this.#api.call<{
-      data: { id: string; roles: string[]; loaded_on: string[] }[];
-    }>("GET", "/v1/models");
-    const { body: inventory } = await this.#api.call<{ node_id: string }>(
-      "GET",
-      "/v1/node/inventory",
-    );
+    const { body } = await this.#api.call<ModelList<AgentModelEntry>>("GET", "/v1/models");
+    const { body: inventory } = await this.#api.call<NodeInventory>("GET", AGENT_PATHS.inventory);
     return body.data.map((model) => ({
       model_id: model.id,
       roles: model.roles,
@@ -176,7 +174,7 @@ export class AgentTarget implements ModelsTarget {
 
   async load(modelId: string, _node?: string, device?: string): Promise<unknown> {
     return (
-      await this.#api.call("POST", `${modelPath(modelId)}/load`, {
+      await this.#api.call("POST", fillPath(AGENT_PATHS.load, { id: modelId }), {
         body: device ? { device } : {},
         timeoutMs: LONG_MS,
       })
@@ -185,35 +183,32 @@ export class AgentTarget implements ModelsTarget {
 
   async unload(modelId: string): Promise<unknown> {
     return (
-      await this.#api.call("POST", `${modelPath(modelId)}/unload`, { body: {}, timeoutMs: LONG_MS })
+      await this.#api.call("POST", fillPath(AGENT_PATHS.unload, { id: modelId }), {
+        body: {},
+        timeoutMs: LONG_MS,
+      })
     ).body;
   }
 
   async install(args: InstallArgs): Promise<InstallAnswer> {
-    return (await this.#api.call<InstallAnswer>("POST", "/v1/node/models/install", { body: args }))
-      .body;
+    return (await this.#api.call<InstallAnswer>("POST", AGENT_PATHS.install, { body: args })).body;
   }
 
   follow(opId: string, onStatus: (status: OperationStatus) => void, signal: AbortSignal) {
     return this.#api.events(
-      `/v1/node/operations/${encodeURIComponent(opId)}`,
+      operationPath(opId),
       (event) => onStatus(event as OperationStatus),
       signal,
     );
   }
 
   async operation(opId: string): Promise<OperationStatus> {
-    return (
-      await this.#api.call<OperationStatus>(
-        "GET",
-        `/v1/node/operations/${encodeURIComponent(opId)}`,
-      )
-    ).body;
+    return (await this.#api.call<OperationStatus>("GET", operationPath(opId))).body;
   }
 
   async delete(modelId: string): Promise<unknown> {
-    return (await this.#api.call("DELETE", modelPath(modelId))).body;
+    return (await this.#api.call("DELETE", fillPath(AGENT_PATHS.model, { id: modelId }))).body;
   }
 }
 
-const modelPath = (modelId: string) => `/v1/node/models/${encodeURIComponent(modelId)}`;
+const operationPath = (opId: string) => fillPath(AGENT_PATHS.operation, { op_id: opId });

@@ -88,3 +88,25 @@ export function toRoleMeshError(err: unknown): RoleMeshError {
   const message = err instanceof Error ? err.message : String(err);
   return new RoleMeshError("internal_error", `internal error: ${message}`, { cause: err });
 }
+
+/**
+ * The error another RoleMesh process answered: its body is an error object with one of our
+ * codes, kept as it was (with `param` and `Retry-After`). Undefined for any other answer.
+ */
+export function errorFromAnswer(
+  text: string,
+  retryAfter?: string | string[],
+): RoleMeshError | undefined {
+  let error: { message?: unknown; type?: unknown; code?: unknown; param?: unknown } | undefined;
+  try {
+    error = (JSON.parse(text) as { error?: typeof error }).error;
+  } catch {
+    return undefined;
+  }
+  if (!isErrorCode(error?.code) || typeof error.message !== "string") return undefined;
+  const retryAfterS = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+  return new RoleMeshError(error.code, error.message, {
+    ...(typeof error.param === "string" ? { param: error.param } : {}),
+    ...(Number.isFinite(retryAfterS) && retryAfterS > 0 ? { retryAfterS } : {}),
+  });
+}

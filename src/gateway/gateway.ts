@@ -3,10 +3,10 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
-import { bindRoutes, requestListener, Router } from "../core/http/router.js";
+import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
 import { sseEvent } from "../core/http/sse.js";
-import type { Route } from "../core/http/router.js";
+import type { Route } from "../core/http/route-table.js";
 import { modelList } from "../core/proxy/model-list.js";
 import type { Logger } from "../core/logger.js";
 import { isLoopbackHost } from "../core/net.js";
@@ -123,13 +123,13 @@ export class Gateway implements GatewayApi {
         this.#broadcastWakeable();
     });
     this.wakeable.on("change", () => this.#broadcastWakeable());
-    const router = new Router<Access>([
+    const routes = new RouteTable<Access>([
       ...bindRoutes(GATEWAY_ROUTES, this),
       ...bindRoutes(CONSOLE_ROUTES, parts.console),
     ]);
     this.#server = createApiServer(
       requestListener({
-        router,
+        routes,
         authorize: (req, route) => this.#authorize(req, route),
         onUnexpected: (err, req) =>
           log.error({ err, method: req.method, url: req.url }, "request failed"),

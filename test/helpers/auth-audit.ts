@@ -7,9 +7,8 @@
  * both processes are searched for the secrets.
  */
 import { randomBytes } from "node:crypto";
-import { agentRoutes } from "../../src/agent/http/agent-routes.js";
-import type { NodeAgent } from "../../src/agent/node-agent.js";
-import type { Route, RouteInfo } from "../../src/core/http/router.js";
+import { AGENT_ROUTES } from "../../src/agent/http/agent-routes.js";
+import type { Route, RouteInfo } from "../../src/core/http/route-table.js";
 import { CONSOLE_ROUTES } from "../../src/gateway/http/console-assets.js";
 import { GATEWAY_ROUTES } from "../../src/gateway/http/gateway-routes.js";
 import type { NodeInventory } from "../../src/protocol/inventory.js";
@@ -40,7 +39,7 @@ const listed = (route: RouteInfo): ListedRoute => ({
 
 /** Every route of the agent, from its route table (only handlers touch the agent). */
 export function agentRouteList(): ListedRoute[] {
-  return agentRoutes({} as NodeAgent).map(listed);
+  return AGENT_ROUTES.map(listed);
 }
 
 /** Every route of the gateway, console files included, from the tables it serves. */

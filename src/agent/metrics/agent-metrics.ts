@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ServerState } from "../../protocol/inventory.js";
+import type { Device } from "../scheduler/device.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import { MIB } from "../../core/units.js";
 
@@ -19,11 +20,7 @@ export class AgentMetrics {
 
   constructor(scheduler: Scheduler) {
     const registers = [this.registry];
-    const perDevice = (
-      name: string,
-      help: string,
-      read: (device: Scheduler["devices"][number]) => number | undefined,
-    ) =>
+    const perDevice = (name: string, help: string, read: (device: Device) => number | undefined) =>
       new Gauge({
         name,
         help,
@@ -66,17 +63,17 @@ export class AgentMetrics {
     perDevice(
       "rolemesh_queue_in_flight_requests",
       "Requests running on the device.",
-      (d) => d.queue.info().in_flight,
+      (d) => d.queueInfo().in_flight,
     );
     perDevice(
       "rolemesh_queue_pending_requests",
       "Requests waiting for the device.",
-      (d) => d.queue.info().pending,
+      (d) => d.queueInfo().pending,
     );
     perDevice(
       "rolemesh_queue_limit_requests",
       "In flight plus pending the device admits.",
-      (d) => d.queue.info().limit,
+      (d) => d.queueInfo().limit,
     );
     new Gauge({
       name: "rolemesh_server_state",
@@ -86,7 +83,7 @@ export class AgentMetrics {
       collect() {
         for (const device of scheduler.devices) {
           for (const state of SERVER_STATES) {
-            this.set({ device: device.ref.id, state }, device.supervisor.state === state ? 1 : 0);
+            this.set({ device: device.ref.id, state }, device.serverState === state ? 1 : 0);
           }
         }
       },
@@ -99,8 +96,8 @@ export class AgentMetrics {
     });
     for (const device of scheduler.devices) {
       this.#restarts.inc({ device: device.ref.id }, 0);
-      let previous = device.supervisor.state;
-      device.supervisor.on("state", (state) => {
+      let previous = device.serverState;
+      device.onServerState((state) => {
         if (previous === "failed" && state === "starting")
           this.#restarts.inc({ device: device.ref.id });
         previous = state;
@@ -141,11 +138,8 @@ export class AgentMetrics {
     if (firstByteS !== undefined) this.#firstToken.observe({ endpoint, model }, firstByteS);
   }
 
-  get contentType(): string {
-    return this.registry.contentType;
-  }
-
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** The Prometheus text exposition, and its content type. */
+  async scrape(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
   }
 }

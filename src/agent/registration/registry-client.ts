@@ -1,6 +1,5 @@
-import { request } from "undici";
-import { RoleMeshError } from "../../core/errors.js";
-import { upstreamFailure } from "../../core/proxy/relay.js";
+import { ApiClient } from "../../core/http/api-client.js";
+import { REGISTRY_PATHS } from "../../protocol/paths.js";
 import type {
   DeregisterRequest,
   HeartbeatRequest,
@@ -21,51 +20,27 @@ export interface RegistryClient {
 
 /** The registry endpoints of a gateway (SPEC §7.2), with the join token as bearer. */
 export class HttpRegistryClient implements RegistryClient {
-  readonly #base: string;
+  readonly #api: ApiClient;
+  readonly #timeoutMs: number;
 
-  constructor(
-    baseUrl: string,
-    private readonly joinToken: string,
-    private readonly timeoutMs = 10_000,
-  ) {
-    this.#base = baseUrl.replace(/\/+$/, "");
+  constructor(baseUrl: string, joinToken: string, timeoutMs = 10_000) {
+    this.#api = new ApiClient(baseUrl, joinToken);
+    this.#timeoutMs = timeoutMs;
   }
 
   async register(message: RegisterRequest): Promise<RegisterResponse> {
-    return (await this.#post("/v1/nodes/register", message)) as RegisterResponse;
+    return (await this.#post<RegisterResponse>(REGISTRY_PATHS.register, message)).body;
   }
 
   async heartbeat(message: HeartbeatRequest): Promise<void> {
-    await this.#post("/v1/nodes/heartbeat", message);
+    await this.#post(REGISTRY_PATHS.heartbeat, message);
   }
 
   async deregister(message: DeregisterRequest): Promise<void> {
-    await this.#post("/v1/nodes/deregister", message);
+    await this.#post(REGISTRY_PATHS.deregister, message);
   }
 
-  async #post(path: string, body: unknown): Promise<unknown> {
-    const answer = await request(`${this.#base}${path}`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...(this.joinToken ? { authorization: `Bearer ${this.joinToken}` } : {}),
-      },
-      body: JSON.stringify(body),
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-    });
-    const text = await answer.body.text();
-    if (answer.statusCode >= 400) throw upstreamFailure(answer.statusCode, text);
-    try {
-      return JSON.parse(text) as unknown;
-    } catch (err) {
-      throw new RoleMeshError(
-        "upstream_error",
-        `the gateway answered ${path} with something other than JSON`,
-        {
-          cause: err,
-        },
-      );
-    }
+  #post<T>(path: string, body: unknown) {
+    return this.#api.call<T>("POST", path, { body, timeoutMs: this.#timeoutMs });
   }
 }

@@ -13,11 +13,6 @@ export class MissingVariableError extends Error {
   }
 }
 
-export function hasReference(text: string): boolean {
-  REFERENCE.lastIndex = 0;
-  return REFERENCE.test(text);
-}
-
 /** Replaces every reference in `text`; throws {@link MissingVariableError} for an unset one without default. */
 export function substitute(text: string, env: NodeJS.ProcessEnv): string {
   return text.replace(

@@ -1,7 +1,6 @@
 import { createInterface } from "node:readline";
 import { request } from "undici";
-import { RoleMeshError } from "../errors.js";
-import { upstreamFailure } from "../proxy/relay.js";
+import { errorFromAnswer, RoleMeshError } from "../errors.js";
 
 export interface ApiCallOptions {
   body?: unknown;
@@ -36,8 +35,16 @@ export class ApiClient {
     const answer = await this.#send(method, path, options, timeoutMs, "application/json");
     const text = await answer.body.text();
     if (answer.statusCode >= 400)
-      throw upstreamFailure(answer.statusCode, text, answer.headers["retry-after"]);
-    return { status: answer.statusCode, body: (text ? JSON.parse(text) : null) as T };
+      throw this.#failure(answer.statusCode, text, answer.headers["retry-after"]);
+    try {
+      return { status: answer.statusCode, body: (text ? JSON.parse(text) : null) as T };
+    } catch (err) {
+      throw new RoleMeshError(
+        "upstream_error",
+        `${this.baseUrl} answered ${path} with something other than JSON`,
+        { cause: err },
+      );
+    }
   }
 
   /**
@@ -51,7 +58,7 @@ export class ApiClient {
   ): Promise<void> {
     const answer = await this.#send("GET", path, signal ? { signal } : {}, 0, "text/event-stream");
     if (answer.statusCode >= 400) {
-      throw upstreamFailure(answer.statusCode, await answer.body.text());
+      throw this.#failure(answer.statusCode, await answer.body.text());
     }
     let data: string[] = [];
     for await (const line of createInterface({ input: answer.body, crlfDelay: Infinity })) {
@@ -61,6 +68,17 @@ export class ApiClient {
         data = [];
       }
     }
+  }
+
+  /** The error the server answered: its own code when it is RoleMesh, else upstream_error. */
+  #failure(status: number, text: string, retryAfter?: string | string[]): RoleMeshError {
+    return (
+      errorFromAnswer(text, retryAfter) ??
+      new RoleMeshError(
+        "upstream_error",
+        `${this.baseUrl} answered ${status}: ${text.trim().slice(0, 300) || "no body"}`,
+      )
+    );
   }
 
   async #send(

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import { isErrorCode, RoleMeshError } from "../errors.js";
+import { errorFromAnswer, RoleMeshError } from "../errors.js";
 
 export interface RelayOptions {
   /** Where to send the request: a pool bound to the upstream's origin. */
@@ -202,24 +202,14 @@ export function upstreamFailure(
   text: string,
   retryAfter?: string | string[],
 ): RoleMeshError {
+  const ours = errorFromAnswer(text, retryAfter);
+  if (ours) return ours;
   let message = text.trim().slice(0, 500) || `status ${status}`;
   let type: string | undefined;
-  let code: unknown;
   try {
-    const parsed = JSON.parse(text) as {
-      error?: { message?: unknown; type?: unknown; code?: unknown; param?: unknown };
-    };
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; type?: unknown } };
     if (typeof parsed.error?.message === "string") message = parsed.error.message;
     if (typeof parsed.error?.type === "string") type = parsed.error.type;
-    code = parsed.error?.code;
-    if (isErrorCode(code)) {
-      const param = typeof parsed.error?.param === "string" ? parsed.error.param : undefined;
-      const retryAfterS = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-      return new RoleMeshError(code, message, {
-        ...(param ? { param } : {}),
-        ...(Number.isFinite(retryAfterS) && retryAfterS > 0 ? { retryAfterS } : {}),
-      });
-    }
   } catch {
     // not JSON: keep the text
   }

@@ -1,6 +1,9 @@
 import type { Logger } from "../../core/logger.js";
 import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
+import { NODE_COMMAND_NAMES } from "../../protocol/node-commands.js";
+import type { NodeCommandName } from "../../protocol/node-commands.js";
 import type { OperationStatus } from "../../protocol/operations.js";
+import { AGENT_PATHS, fillPath } from "../../protocol/paths.js";
 import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";
 import type { CommandTransport } from "./command-transport.js";
 
@@ -8,82 +11,68 @@ type Args = Record<string, unknown>;
 
 const MINUTE = 60_000;
 
-/** How one command maps onto the agent's admin API (SPEC §7.1), and its timeout (SPEC §10). */
+/** How one command maps onto the agent's node API (SPEC §7.1), and its timeout (SPEC §10). */
 interface CommandSpec {
   method: "GET" | "POST" | "DELETE";
-  path(args: Args): string;
+  path: string;
+  /** Fills `:id` of the path with the `model_id` argument. */
+  modelPath?: true;
   body?(args: Args): unknown;
   timeoutMs: number;
 }
 
-const modelPath = (suffix: string) => (args: Args) =>
-  `/v1/node/models/${encodeURIComponent(modelId(args))}${suffix}`;
+const empty = () => ({});
 
 /** The node commands of SPEC §10, plus load / drain / resume for the console. */
-const COMMANDS: Record<string, CommandSpec> = {
+const COMMANDS: Record<NodeCommandName, CommandSpec> = {
   "backend.install": {
     method: "POST",
-    path: () => "/v1/node/backends/install",
+    path: AGENT_PATHS.backendInstall,
     body: (args) => ({ ...args, model_id: modelId(args) }),
     timeoutMs: 15 * MINUTE,
   },
-  "backend.upgrade": {
-    method: "POST",
-    path: () => "/v1/node/backends/upgrade",
-    timeoutMs: 15 * MINUTE,
-  },
-  "backend.list": { method: "GET", path: () => "/v1/node/backends", timeoutMs: 30_000 },
+  "backend.upgrade": { method: "POST", path: AGENT_PATHS.backendUpgrade, timeoutMs: 15 * MINUTE },
+  "backend.list": { method: "GET", path: AGENT_PATHS.backends, timeoutMs: 30_000 },
   "backend.stop": {
     method: "POST",
-    path: () => "/v1/node/backends/stop",
+    path: AGENT_PATHS.backendStop,
     body: (args) => args,
     timeoutMs: 30_000,
   },
-  "backend.delete": {
-    method: "POST",
-    path: () => "/v1/node/backends/delete",
-    timeoutMs: 2 * MINUTE,
-  },
+  "backend.delete": { method: "POST", path: AGENT_PATHS.backendDelete, timeoutMs: 2 * MINUTE },
   "model.install": {
     method: "POST",
-    path: () => "/v1/node/models/install",
+    path: AGENT_PATHS.install,
     body: (args) => args,
     timeoutMs: 15 * MINUTE,
   },
   "model.load": {
     method: "POST",
-    path: modelPath("/load"),
+    path: AGENT_PATHS.load,
+    modelPath: true,
     body: (args) => (typeof args.device === "string" ? { device: args.device } : {}),
     timeoutMs: 15 * MINUTE,
   },
   "model.unload": {
     method: "POST",
-    path: modelPath("/unload"),
-    body: () => ({}),
+    path: AGENT_PATHS.unload,
+    modelPath: true,
+    body: empty,
     timeoutMs: 2 * MINUTE,
   },
-  "model.delete": { method: "DELETE", path: modelPath(""), timeoutMs: 2 * MINUTE },
-  "node.drain": {
-    method: "POST",
-    path: () => "/v1/node/drain",
-    body: () => ({}),
-    timeoutMs: 30_000,
+  "model.delete": {
+    method: "DELETE",
+    path: AGENT_PATHS.model,
+    modelPath: true,
+    timeoutMs: 2 * MINUTE,
   },
-  "node.resume": {
-    method: "POST",
-    path: () => "/v1/node/resume",
-    body: () => ({}),
-    timeoutMs: 30_000,
-  },
-  "node.stop": { method: "POST", path: () => "/v1/node/stop", body: () => ({}), timeoutMs: 30_000 },
+  "node.drain": { method: "POST", path: AGENT_PATHS.drain, body: empty, timeoutMs: 30_000 },
+  "node.resume": { method: "POST", path: AGENT_PATHS.resume, body: empty, timeoutMs: 30_000 },
+  "node.stop": { method: "POST", path: AGENT_PATHS.stop, body: empty, timeoutMs: 30_000 },
 };
 
-export const COMMAND_NAMES = Object.keys(COMMANDS);
-
-/** The default timeout of a command, for callers that wait for its operation (SPEC §10). */
-export function commandTimeoutMs(command: string): number {
-  return COMMANDS[command]?.timeoutMs ?? 30_000;
-}
+const isCommand = (name: string): name is NodeCommandName =>
+  (NODE_COMMAND_NAMES as readonly string[]).includes(name);
 
 /** Who sent a command, for the log. */
 export interface Sender {
@@ -116,15 +105,15 @@ export class NodeCommands {
   }
 
   async send(nodeId: string, command: string, args: Args, sender: Sender): Promise<NodeAnswer> {
-    const spec = COMMANDS[command];
-    if (!spec) {
+    if (!isCommand(command)) {
       throw new RoleMeshError(
         "invalid_request",
-        `unknown command "${command}" (known: ${COMMAND_NAMES.join(", ")})`,
+        `unknown command "${command}" (known: ${NODE_COMMAND_NAMES.join(", ")})`,
       );
     }
+    const spec = COMMANDS[command];
     const node = this.#node(nodeId);
-    const path = spec.path(args);
+    const path = fillPath(spec.path, spec.modelPath ? { id: modelId(args) } : {});
     this.#log.info(
       { node_id: nodeId, command, args: loggable(args), by: sender.by },
       "node command",
@@ -202,7 +191,7 @@ export class NodeCommands {
   }
 }
 
-const operationPath = (opId: string) => `/v1/node/operations/${encodeURIComponent(opId)}`;
+const operationPath = (opId: string) => fillPath(AGENT_PATHS.operation, { op_id: opId });
 
 function modelId(args: Args): string {
   if (typeof args.model_id !== "string" || args.model_id === "") {

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RequestContext, RouteSpec } from "../../core/http/router.js";
+import type { RequestContext, RouteSpec } from "../../core/http/route-table.js";
 import { RoleMeshError } from "../../core/errors.js";
 
 /** Where `npm run build` writes the console bundle (the same from src/ and from dist/). */

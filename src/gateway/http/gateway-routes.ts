@@ -4,7 +4,7 @@ import { parseRequest } from "../../core/validation.js";
 import { clientSignal } from "../../core/http/client-signal.js";
 import { parseJsonObject, readBody, readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
-import type { RequestContext, RouteSpec } from "../../core/http/router.js";
+import type { RequestContext, RouteSpec } from "../../core/http/route-table.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import type {
@@ -15,6 +15,7 @@ import type {
 import { streamEvents } from "../../core/http/sse.js";
 import type { EventStream } from "../../core/http/sse.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
+import { REGISTRY_PATHS } from "../../protocol/paths.js";
 import type { Access, GatewayApi } from "./gateway-api.js";
 import { MIB } from "../../core/units.js";
 
@@ -32,19 +33,19 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
   },
   {
     method: "POST",
-    path: "/v1/nodes/register",
+    path: REGISTRY_PATHS.register,
     access: "join",
     handle: (gateway, ctx) => register(gateway, ctx),
   },
   {
     method: "POST",
-    path: "/v1/nodes/heartbeat",
+    path: REGISTRY_PATHS.heartbeat,
     access: "join",
     handle: (gateway, ctx) => heartbeat(gateway, ctx),
   },
   {
     method: "POST",
-    path: "/v1/nodes/deregister",
+    path: REGISTRY_PATHS.deregister,
     access: "join",
     handle: (gateway, ctx) => deregister(gateway, ctx),
   },

@@ -8,15 +8,15 @@ import { rawExchange } from "../../../chaos/lib/raw-http.js";
 import { RoleMeshError } from "../errors.js";
 import { readBody } from "./read-body.js";
 import { sendJson } from "./respond.js";
-import { requestListener, Router } from "./router.js";
+import { requestListener, RouteTable } from "./route-table.js";
 
-const router = new Router([
+const table = new RouteTable([
   { method: "GET", path: "/v1/models", handle: () => undefined },
   { method: "POST", path: "/v1/node/models/:id/load", handle: () => undefined },
 ]);
 
 test("matches paths and decodes parameters", () => {
-  const { route, params } = router.match("POST", "/v1/node/models/org%2Fmodel/load");
+  const { route, params } = table.match("POST", "/v1/node/models/org%2Fmodel/load");
   assert.equal(route.path, "/v1/node/models/:id/load");
   assert.deepEqual(params, { id: "org/model" });
 });
@@ -24,7 +24,7 @@ test("matches paths and decodes parameters", () => {
 test("unknown paths are 404, known paths with another method 405, bad escapes 400", () => {
   const code = (method: string, path: string) => {
     try {
-      router.match(method, path);
+      table.match(method, path);
     } catch (err) {
       assert.ok(err instanceof RoleMeshError);
       return `${err.status} ${err.code}`;
@@ -47,7 +47,7 @@ describe("dispatcher", () => {
   let onUpload = () => {};
   const server = createServer(
     requestListener({
-      router: new Router([
+      routes: new RouteTable([
         { method: "GET", path: "/v1/models", handle: ({ res }) => sendJson(res, 200, {}) },
         {
           method: "POST",

@@ -50,10 +50,10 @@ interface CompiledRoute<Access extends string> {
 }
 
 /**
- * A small exact-match router. The route table is data so that tests can enumerate every
- * route (for example to prove that none answers without credentials).
+ * Matches requests to routes: exact paths with `:name` segments. The table is data, so tests
+ * can enumerate every route (for example to prove that none answers without credentials).
  */
-export class Router<Access extends string = string> {
+export class RouteTable<Access extends string = string> {
   readonly routes: readonly Route<Access>[];
   readonly #compiled: CompiledRoute<Access>[];
 
@@ -115,7 +115,7 @@ function decodeSegment(segment: string): string {
 }
 
 export interface ListenerOptions<Access extends string = string> {
-  router: Router<Access>;
+  routes: RouteTable<Access>;
   /** Throws `invalid_api_key` (or `forbidden`) when the request may not use a non-public route. */
   authorize(req: IncomingMessage, route: Route<Access>): void;
   /** Called for errors that were not answered as a RoleMeshError (bugs). */
@@ -128,7 +128,7 @@ export function requestListener<Access extends string>(options: ListenerOptions<
     void (async () => {
       try {
         const url = requestUrl(req.url ?? "/");
-        const { route, params } = options.router.match(req.method ?? "GET", url.pathname);
+        const { route, params } = options.routes.match(req.method ?? "GET", url.pathname);
         if (!route.public) options.authorize(req, route);
         await route.handle({ req, res, url, params });
       } catch (err) {

@@ -38,7 +38,7 @@ export const AGENT_ROUTES: readonly AgentRoute[] = [
   {
     method: "POST",
     path: AGENT_PATHS.load,
-    handle: (agent, ctx) => loadModel(agent, ctx),
+    handle: loadModel,
   },
   {
     method: "POST",

@@ -35,7 +35,7 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
   {
     method: "GET",
     path: AGENT_PATHS.operation,
-    handle: (agent, ctx) => showOperation(agent, ctx),
+    handle: showOperation,
   },
   {
     method: "POST",

@@ -35,19 +35,19 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "POST",
     path: REGISTRY_PATHS.register,
     access: "join",
-    handle: (gateway, ctx) => register(gateway, ctx),
+    handle: register,
   },
   {
     method: "POST",
     path: REGISTRY_PATHS.heartbeat,
     access: "join",
-    handle: (gateway, ctx) => heartbeat(gateway, ctx),
+    handle: heartbeat,
   },
   {
     method: "POST",
     path: REGISTRY_PATHS.deregister,
     access: "join",
-    handle: (gateway, ctx) => deregister(gateway, ctx),
+    handle: deregister,
   },
   {
     method: "GET",
@@ -71,7 +71,7 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "GET",
     path: "/api/events",
     access: "read",
-    handle: (gateway, ctx) => events(gateway, ctx),
+    handle: events,
   },
   {
     method: "GET",
@@ -83,19 +83,19 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "POST",
     path: "/api/nodes/:id/commands/:command",
     access: "admin",
-    handle: (gateway, ctx) => nodeCommand(gateway, ctx),
+    handle: nodeCommand,
   },
   {
     method: "GET",
     path: "/api/operations/:op_id",
     access: "admin",
-    handle: (gateway, ctx) => operation(gateway, ctx),
+    handle: operation,
   },
   {
     method: "DELETE",
     path: "/api/models/:id",
     access: "admin",
-    handle: (gateway, ctx) => deleteModel(gateway, ctx),
+    handle: deleteModel,
   },
   {
     method: "GET",
@@ -107,13 +107,13 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "POST",
     path: "/api/wakeable",
     access: "admin",
-    handle: (gateway, ctx) => putWakeable(gateway, ctx),
+    handle: putWakeable,
   },
   {
     method: "DELETE",
     path: "/api/wakeable/:id",
     access: "admin",
-    handle: (gateway, ctx) => deleteWakeable(gateway, ctx),
+    handle: deleteWakeable,
   },
   {
     method: "GET",
@@ -125,13 +125,13 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "POST",
     path: "/api/keys",
     access: "admin",
-    handle: (gateway, ctx) => createKey(gateway, ctx),
+    handle: createKey,
   },
   {
     method: "DELETE",
     path: "/api/keys/:name",
     access: "admin",
-    handle: (gateway, ctx) => deleteKey(gateway, ctx),
+    handle: deleteKey,
   },
 ];
 

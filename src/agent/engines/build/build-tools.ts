@@ -72,7 +72,7 @@ const BACKEND_TOOLS: Record<BuildBackend, BuildTool[]> = {
 };
 
 /** Every tool a build for `backend` needs. */
-export function buildTools(backend: BuildBackend): BuildTool[] {
+function buildTools(backend: BuildBackend): BuildTool[] {
   return [GIT, CMAKE, COMPILER, ...BACKEND_TOOLS[backend]];
 }
 

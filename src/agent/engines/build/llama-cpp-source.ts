@@ -27,7 +27,7 @@ export async function findLlamaCppSource(): Promise<LlamaCppSource> {
 }
 
 /** Reads the source description from a node-llama-cpp package root. */
-export async function readLlamaCppSource(packageRoot: string): Promise<LlamaCppSource> {
+async function readLlamaCppSource(packageRoot: string): Promise<LlamaCppSource> {
   const bundle = join(packageRoot, "llama", "gitRelease.bundle");
   const infoFile = join(packageRoot, "llama", "llama.cpp.info.json");
   let info: { tag?: unknown };

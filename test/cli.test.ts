@@ -34,6 +34,14 @@ test("config check prints every problem with file, line, key and what was expect
   assert.match(lines[3] ?? "", /agent\.yaml: 3 problems/);
 });
 
+test("a node id outside letters, digits, . _ - is refused: it must fit an HTTP header", async () => {
+  const file = join(await tempDir(), "agent.yaml");
+  await writeFile(file, "node_id: gpu-節点\n");
+  const result = await runCli(["config", "check", file]);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /node_id: letters, digits, \. _ and - only/);
+});
+
 test("config check names a file it cannot read", async () => {
   const result = await runCli(["config", "check", "/no/such/agent.yaml"]);
   assert.equal(result.code, 2);

@@ -24,7 +24,7 @@ const ADMIN_KEY = "admin-key-for-tests-0123456789";
 const CLIENT_KEY = "client-key-for-tests-0123456789";
 /** Long on purpose: state changes must reach the gateway long before the next heartbeat. */
 const HEARTBEAT_S = 30;
-const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+const admin = { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" };
 const chat = { model: "stories", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 };
 
 describe("gateway admin API and console", () => {

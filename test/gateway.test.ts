@@ -59,6 +59,8 @@ function playedNode(nodeId: string, startedAt: number, extra: Record<string, unk
     started_at: startedAt,
     sequence: 1,
     snapshot: { state: "standby", devices: [], models: [] },
+    // Presented from the first registration on, so the gateway binds the id to it.
+    node_secret: `${nodeId}-secret-0123456789`,
     ...extra,
   };
 }
@@ -353,7 +355,7 @@ describe("one gateway, three agents", () => {
 
     await postJson(
       nodesUrl("deregister"),
-      { node_id: "ghost", started_at: 1000, sequence: 7 },
+      { node_id: "ghost", started_at: 1000, sequence: 7, node_secret: base.node_secret },
       { headers: joinHeaders },
     );
     assertError(

@@ -26,7 +26,7 @@ import {
 } from "./helpers/launcher.js";
 
 const ADMIN_KEY = "models-admin-key-0123456789";
-const admin = { authorization: `Bearer ${ADMIN_KEY}` };
+const admin = { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" };
 const HEARTBEAT_S = 1;
 
 describe("model management through the gateway", () => {

@@ -73,6 +73,8 @@ async function post(path: string, body: unknown): Promise<number> {
 
 const sequence = new Array<number>(nodes).fill(0);
 const nodeId = (index: number) => `sim-${index}`;
+/** Each simulated agent's node secret, presented from its first registration on. */
+const nodeSecret = (index: number) => `sim-secret-${startedAt}-${index}`;
 
 // Registration, 64 at a time.
 for (let index = 0; index < nodes; index += 64) {
@@ -89,6 +91,7 @@ for (let index = 0; index < nodes; index += 64) {
         capabilities: { hostname: `host-${i}`, os: "linux", arch: "x64", cpu_cores: 32 },
         labels: {},
         snapshot: snapshot(i),
+        node_secret: nodeSecret(i),
       });
     }),
   );
@@ -113,6 +116,7 @@ for (let n = 0; n < total; n++) {
     started_at: startedAt,
     sequence: ++sequence[i]!,
     snapshot: snapshot(i),
+    node_secret: nodeSecret(i),
   })
     .then((ms) => void latencies.push(ms))
     .catch(() => void errors++)

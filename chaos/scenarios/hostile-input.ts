@@ -68,13 +68,14 @@ const HUGE_SHARE = 0.4;
 /**
  * Statuses a hostile request may get. From RoleMesh (SPEC §7 and the router): 200 for one that
  * is valid after all; 400 invalid_request; 401 invalid_api_key; 403 forbidden; 404 not_found /
- * model_not_found; 405 method_not_allowed; 413 request_too_large; 429 rate_limited;
+ * model_not_found; 405 method_not_allowed; 413 request_too_large; 415 unsupported_media_type;
+ * 429 rate_limited;
  * 502 upstream_error; 503 backpressure. From node:http itself, before any RoleMesh code runs:
  * 400 for a head it cannot parse (unknown method, bare LF, NUL/CR in a header, no Host), 408
  * when headersTimeout / requestTimeout passes, 413 for chunk extensions over its limit, 417 for
  * an Expect other than 100-continue, 431 for a head over maxHeaderSize. 500 is a bug: never.
  */
-const ALLOWED = new Set([200, 400, 401, 403, 404, 405, 408, 413, 417, 429, 431, 502, 503]);
+const ALLOWED = new Set([200, 400, 401, 403, 404, 405, 408, 413, 415, 417, 429, 431, 502, 503]);
 /** node:http closes a CONNECT without answering when nobody listens for it. */
 const CLOSES_UNANSWERED = "CONNECT";
 /** Paths anyone may read: health, and the console on the gateway. */

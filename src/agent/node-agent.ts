@@ -8,6 +8,7 @@ import type { Logger } from "../core/logger.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
+import { isLocalHostHeader, isLoopbackHost } from "../core/net.js";
 import type { DeviceMetrics, DeviceRef, LiveState, NodeInventory } from "../protocol/inventory.js";
 import type { AgentModelEntry, ModelList } from "../protocol/models.js";
 import type { AgentConfig, ModelEntry } from "./config/agent-config.js";
@@ -24,7 +25,7 @@ import { AGENT_ROUTES } from "./http/agent-routes.js";
 import { InferenceService } from "./inference/inference-service.js";
 import { agentModels, liveState, nodeInventory } from "./inventory/inventory.js";
 import type { InventorySource } from "./inventory/inventory.js";
-import { resolveNodeId } from "./node-id.js";
+import { readNodeSecret, resolveNodeId, writeNodeSecret } from "./node-id.js";
 import { AgentMetrics } from "./metrics/agent-metrics.js";
 import { ModelCatalog } from "./models/model-catalog.js";
 import { DeviceQueue } from "./scheduler/device-queue.js";
@@ -157,6 +158,10 @@ export class NodeAgent implements AgentApi {
       requestListener({
         routes,
         authorize: (req) => this.#authorize(bearerToken(req)),
+        // Without a token, being on loopback is the agent's only protection.
+        ...(isLoopbackHost(config.listen_host) && !config.auth_token
+          ? { hostAllowed: (host: string) => isLocalHostHeader(host, config.listen_host) }
+          : {}),
         onUnexpected: (err, req) =>
           this.log.error({ err, method: req.method, url: req.url }, "request failed"),
       }),
@@ -226,16 +231,18 @@ export class NodeAgent implements AgentApi {
       (config.dispatcher_base_url
         ? new HttpRegistryClient(config.dispatcher_base_url, config.join_token)
         : undefined);
-    if (client) agent.#startRegistrar(client);
+    if (client) agent.#startRegistrar(client, stateDir, await readNodeSecret(stateDir));
     return agent;
   }
 
-  #startRegistrar(client: RegistryClient): void {
+  #startRegistrar(client: RegistryClient, stateDir: string, nodeSecret: string | undefined): void {
     this.#registrar = new Registrar({
       client,
       nodeId: this.nodeId,
       log: this.log.child({ component: "registrar" }),
       heartbeatIntervalS: this.config.heartbeat_interval_s,
+      nodeSecret,
+      saveNodeSecret: (secret) => writeNodeSecret(stateDir, secret),
       describe: () => {
         const capabilities = this.inventory().capabilities;
         return {

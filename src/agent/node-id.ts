@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 
@@ -16,10 +16,29 @@ export async function resolveNodeId(configured: string, stateDir: string): Promi
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  const id = `${hostname().split(".")[0] || "node"}-${randomBytes(3).toString("hex")}`;
+  // The host name may hold anything; a node id only what NODE_ID_PATTERN allows.
+  const host = (hostname().split(".")[0] ?? "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 50);
+  const id = `${host || "node"}-${randomBytes(3).toString("hex")}`;
   await mkdir(stateDir, { recursive: true });
   await writeFile(file, `${id}\n`, { flag: "wx" }).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code !== "EEXIST") throw err;
   });
   return (await readFile(file, "utf8")).trim();
+}
+
+/** The secret the gateway bound this node id to (`state_dir/node_secret`), if any yet. */
+export async function readNodeSecret(stateDir: string): Promise<string | undefined> {
+  try {
+    return (await readFile(join(stateDir, "node_secret"), "utf8")).trim() || undefined;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Keeps the node's secret, readable by the owner only, replaced whole or not at all. */
+export async function writeNodeSecret(stateDir: string, secret: string): Promise<void> {
+  const file = join(stateDir, "node_secret");
+  await writeFile(`${file}.tmp`, `${secret}\n`, { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
 }

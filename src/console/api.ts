@@ -38,7 +38,9 @@ export async function call(path: string, init: RequestInit = {}): Promise<Respon
   const headers = new Headers(init.headers);
   const key = savedKey();
   if (key) headers.set("authorization", `Bearer ${key}`);
-  if (init.body !== undefined) headers.set("content-type", "application/json");
+  // Every change is declared JSON, body or not: the gateway refuses anything else (415).
+  if (init.body !== undefined || (init.method ?? "GET") !== "GET")
+    headers.set("content-type", "application/json");
   const response = await fetch(path, { ...init, headers });
   if (!response.ok) throw await apiError(response);
   return response;

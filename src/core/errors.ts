@@ -15,6 +15,7 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string; elsewhere?:
   unknown_node: { status: 404, type: "not_found_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   request_too_large: { status: 413, type: "invalid_request_error" },
+  unsupported_media_type: { status: 415, type: "invalid_request_error" },
   rate_limited: { status: 429, type: "rate_limit_error" },
   upstream_error: { status: 502, type: "server_error" },
   queue_full: { status: 503, type: "server_error", elsewhere: true },

@@ -8,6 +8,8 @@ const REDACT = [
   "auth_token",
   "join_token",
   "admin_key",
+  "node_secret",
+  "*.node_secret",
   "*.auth_token",
   "*.join_token",
   "*.admin_key",

@@ -9,6 +9,18 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
+/**
+ * True when a request's `Host` header names this machine by a loopback name or address, or
+ * names `listenHost` itself (with any port).
+ */
+export function isLocalHostHeader(host: string, listenHost: string): boolean {
+  const name = host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  if (!name) return false;
+  return (
+    isLoopbackHost(name) || name.replace(/^\[|\]$/g, "") === listenHost.replace(/^\[|\]$/g, "")
+  );
+}
+
 /** A port on 127.0.0.1 that was free a moment ago; the server's own bind is the real test. */
 export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {

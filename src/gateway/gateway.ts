@@ -9,7 +9,7 @@ import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/route-table.js";
 import { modelList } from "../core/proxy/model-list.js";
 import type { Logger } from "../core/logger.js";
-import { isLoopbackHost } from "../core/net.js";
+import { isLocalHostHeader, isLoopbackHost } from "../core/net.js";
 import { VERSION } from "../core/version.js";
 import type { LiveState } from "../protocol/inventory.js";
 import type { FleetModelEntry, ModelList } from "../protocol/models.js";
@@ -27,6 +27,7 @@ import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
 import type { Access, GatewayApi } from "./http/gateway-api.js";
 import { GATEWAY_ROUTES } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
+import { NodeIdentities } from "./registry/node-identities.js";
 import { RegistryService } from "./registry/registry-service.js";
 import { fleetModels } from "./router/route-picker.js";
 import { WakeableEntries } from "./wakeable/wakeable-entries.js";
@@ -71,7 +72,12 @@ export class Gateway implements GatewayApi {
   private constructor(
     config: GatewayConfig,
     log: Logger,
-    parts: { keys: ClientKeys; wakeable: WakeableEntries; console: ConsoleAssets },
+    parts: {
+      keys: ClientKeys;
+      wakeable: WakeableEntries;
+      console: ConsoleAssets;
+      identities: NodeIdentities;
+    },
     options: GatewayOptions,
   ) {
     this.config = config;
@@ -85,9 +91,11 @@ export class Gateway implements GatewayApi {
       leaseMs: leaseSeconds(config) * 1000,
       sweepIntervalMs: SWEEP_INTERVAL_MS,
     });
-    this.registry = new RegistryService(this.nodes, {
-      heartbeat_interval_s: config.heartbeat_interval_s,
-      lease_s: leaseSeconds(config),
+    this.registry = new RegistryService({
+      registry: this.nodes,
+      identities: parts.identities,
+      terms: { heartbeat_interval_s: config.heartbeat_interval_s, lease_s: leaseSeconds(config) },
+      log,
     });
     this.forwarder = new Forwarder(this.nodes, {
       maxAttempts: config.max_attempts,
@@ -131,6 +139,8 @@ export class Gateway implements GatewayApi {
       requestListener({
         routes,
         authorize: (req, route) => this.#authorize(req, route),
+        hostAllowed: (host) =>
+          !this.#trustsLoopback() || isLocalHostHeader(host, config.listen_host),
         onUnexpected: (err, req) =>
           log.error({ err, method: req.method, url: req.url }, "request failed"),
       }),
@@ -145,9 +155,10 @@ export class Gateway implements GatewayApi {
     const stateDir = expandHome(config.state_dir);
     const keys = await ClientKeys.open(stateDir, config.api_keys);
     const wakeable = await WakeableEntries.open(stateDir, config.wakeable);
+    const identities = await NodeIdentities.open(stateDir, log);
     const console = await ConsoleAssets.load();
     if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
-    const gateway = new Gateway(config, log, { keys, wakeable, console }, options);
+    const gateway = new Gateway(config, log, { keys, wakeable, console, identities }, options);
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
     gateway.#sweeper = setInterval(() => {
@@ -287,6 +298,15 @@ export class Gateway implements GatewayApi {
         this.#clientKeyOf.set(req, key);
       }
     }
+  }
+
+  /**
+   * True while being on loopback stands in for a credential: some kind of caller (admin, agent,
+   * client) is let in without one. Then only requests addressed to a loopback name are answered.
+   */
+  #trustsLoopback(): boolean {
+    if (!isLoopbackHost(this.config.listen_host)) return false;
+    return !this.config.admin_key || !this.config.join_token || !this.keys.enabled;
   }
 
   #authorizeAdmin(presented: string | undefined): void {

@@ -20,6 +20,7 @@ export type ErrorCode =
   | "unknown_node"
   | "method_not_allowed"
   | "request_too_large"
+  | "unsupported_media_type"
   | "rate_limited"
   | "upstream_error"
   | "queue_full"

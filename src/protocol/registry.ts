@@ -4,6 +4,12 @@
 import type { DeviceInventory, HostCapabilities, LiveState, ModelInventory } from "./inventory.js";
 import type { WakeableStatus } from "./wakeable.js";
 
+/**
+ * What a node id may be made of: it travels in HTTP headers (`x-rolemesh-node`, Latin-1 only),
+ * NATS subjects and file names, so letters, digits, `.`, `_` and `-`, 1 to 64 of them.
+ */
+export const NODE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** What changes from one heartbeat to the next. */
 export interface NodeSnapshot {
   state: LiveState;
@@ -23,7 +29,17 @@ export interface MessageOrder {
   sequence: number;
 }
 
-export interface RegisterRequest extends MessageOrder {
+/**
+ * The secret that binds a node id to its agent: issued by the gateway at the first
+ * registration (`RegisterResponse.node_secret`), kept in the agent's state dir and presented
+ * with every later message. A message for a live node id with another secret is refused with
+ * 409 `conflict`.
+ */
+export interface NodeCredential {
+  node_secret?: string;
+}
+
+export interface RegisterRequest extends MessageOrder, NodeCredential {
   node_id: string;
   hostname: string;
   /** Where the gateway reaches the agent's API. */
@@ -38,16 +54,18 @@ export interface RegisterRequest extends MessageOrder {
 
 export interface RegisterResponse {
   node_id: string;
+  /** The node's secret, to keep and present from now on. */
+  node_secret: string;
   heartbeat_interval_s: number;
   lease_s: number;
 }
 
-export interface HeartbeatRequest extends MessageOrder {
+export interface HeartbeatRequest extends MessageOrder, NodeCredential {
   node_id: string;
   snapshot: NodeSnapshot;
 }
 
-export interface DeregisterRequest extends MessageOrder {
+export interface DeregisterRequest extends MessageOrder, NodeCredential {
   node_id: string;
 }
 

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
+import { NODE_ID_PATTERN } from "../../protocol/registry.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { expandHome } from "../../core/paths.js";
@@ -38,7 +39,11 @@ export const ENGINES = ["auto", "llama-server", "embedded"] as const;
 /** Node agent configuration (SPEC §2). */
 export const AgentConfigSchema = z
   .strictObject({
-    node_id: z.string().default(""),
+    node_id: z
+      .string()
+      .regex(NODE_ID_PATTERN, "letters, digits, . _ and - only, at most 64")
+      .or(z.literal(""))
+      .default(""),
     state_dir: z.string().min(1).default("~/.rolemesh"),
     listen_host: z.string().min(1).default("127.0.0.1"),
     listen_port: z.int().min(0).max(65535).default(8090),

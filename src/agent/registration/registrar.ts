@@ -12,6 +12,10 @@ export interface RegistrarOptions {
   log: Logger;
   /** Used until the gateway says otherwise in its registration answer. */
   heartbeatIntervalS: number;
+  /** The secret this node id is bound to, from an earlier registration; none the first time. */
+  nodeSecret: string | undefined;
+  /** Keeps a secret the gateway issued, so the next agent process presents it too. */
+  saveNodeSecret(secret: string): Promise<void>;
 }
 
 const MIN_BACKOFF_MS = 1000;
@@ -38,10 +42,12 @@ export class Registrar {
   #wake: (() => void) | undefined;
   #shortenSleep: ((atMost: number) => void) | undefined;
   #loop: Promise<void> | undefined;
+  #secret: string | undefined;
 
   constructor(options: RegistrarOptions) {
     this.#options = options;
     this.#intervalMs = options.heartbeatIntervalS * 1000;
+    this.#secret = options.nodeSecret;
   }
 
   get registered(): boolean {
@@ -74,6 +80,7 @@ export class Registrar {
     try {
       await this.#options.client.deregister({
         node_id: this.#options.nodeId,
+        ...this.#credential(),
         ...this.#order(),
       });
       this.#options.log.info("deregistered from the gateway");
@@ -104,6 +111,17 @@ export class Registrar {
         }
         failures++;
         const delay = backoff(failures, this.#intervalMs);
+        if (err instanceof RoleMeshError && err.code === "conflict") {
+          // Another agent holds this node id: not a network blip, an operator's mistake (two
+          // agents with one node_id, or a copied state dir). Said loudly, every attempt.
+          this.#registered = false;
+          this.#options.log.error(
+            { node_id: this.#options.nodeId, retry_in_ms: delay },
+            `the gateway refuses this agent: ${err.message}`,
+          );
+          await this.#sleep(delay);
+          continue;
+        }
         this.#options.log.warn(
           { err: (err as Error).message, retry_in_ms: delay },
           this.#registered ? "heartbeat failed" : "registration failed",
@@ -118,8 +136,13 @@ export class Registrar {
       node_id: this.#options.nodeId,
       ...this.#options.describe(),
       snapshot: this.#options.snapshot(),
+      ...this.#credential(),
       ...this.#order(),
     });
+    if (answer.node_secret && answer.node_secret !== this.#secret) {
+      this.#secret = answer.node_secret;
+      await this.#options.saveNodeSecret(answer.node_secret);
+    }
     this.#registered = true;
     this.#intervalMs = answer.heartbeat_interval_s * 1000;
     this.#options.log.info(
@@ -132,8 +155,13 @@ export class Registrar {
     await this.#options.client.heartbeat({
       node_id: this.#options.nodeId,
       snapshot: this.#options.snapshot(),
+      ...this.#credential(),
       ...this.#order(),
     });
+  }
+
+  #credential(): { node_secret?: string } {
+    return this.#secret ? { node_secret: this.#secret } : {};
   }
 
   #order(): MessageOrder {

@@ -90,7 +90,9 @@ export class ApiClient {
   ) {
     const headers: Record<string, string> = { accept };
     if (this.#token) headers.authorization = `Bearer ${this.#token}`;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
+    // Every change is declared JSON, body or not: servers refuse anything else (415).
+    if (options.body !== undefined || method !== "GET")
+      headers["content-type"] = "application/json";
     try {
       return await request(`${this.baseUrl}${path}`, {
         method: method as "GET",

@@ -8,6 +8,7 @@ import { rawExchange } from "../../../chaos/lib/raw-http.js";
 import { RoleMeshError } from "../errors.js";
 import { readBody } from "./read-body.js";
 import { sendJson } from "./respond.js";
+import { isLocalHostHeader } from "../net.js";
 import { requestListener, RouteTable } from "./route-table.js";
 
 const table = new RouteTable([
@@ -39,7 +40,7 @@ test("unknown paths are 404, known paths with another method 405, bad escapes 40
   assert.equal(code("HEAD", "/v1/node/models/a/load"), "405 method_not_allowed");
 });
 
-describe("dispatcher", () => {
+describe("request listener", () => {
   const unexpected: unknown[] = [];
   let handled: Promise<void>;
   let finished: () => void;
@@ -100,10 +101,83 @@ describe("dispatcher", () => {
   test("a client that leaves in the middle of its body is no unexpected failure", async () => {
     const socket = connect(Number(new URL(url).port), "127.0.0.1");
     onUpload = () => socket.destroy();
-    socket.write("POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{");
+    socket.write(
+      "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    );
     await handled;
     // The dispatcher's catch runs right after the handler's finally.
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(unexpected, []);
+  });
+
+  test("a POST, PUT or DELETE that is not declared JSON is a 415, its handler never runs", async () => {
+    let ran = false;
+    onUpload = () => (ran = true);
+    for (const type of [
+      "",
+      "Content-Type: text/plain\r\n",
+      "Content-Type: application/x-www-form-urlencoded\r\n",
+    ]) {
+      const answer = await rawExchange(
+        url,
+        `POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\n${type}Content-Length: 2\r\nConnection: close\r\n\r\n{}`,
+        { timeoutMs: 5_000 },
+      );
+      assert.equal(answer.status, 415, type);
+      assert.match(answer.body, /"code":"unsupported_media_type"/);
+    }
+    assert.equal(ran, false);
+    const declared = await rawExchange(
+      url,
+      "POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+      { timeoutMs: 5_000 },
+    );
+    assert.equal(declared.status, 200);
+  });
+});
+
+describe("a listener that trusts loopback callers", () => {
+  const server = createServer(
+    requestListener({
+      routes: new RouteTable([
+        { method: "GET", path: "/v1/models", handle: ({ res }) => sendJson(res, 200, {}) },
+      ]),
+      authorize: () => undefined,
+      onUnexpected: () => undefined,
+      hostAllowed: (host) => isLocalHostHeader(host, "127.0.0.1"),
+    }),
+  );
+  let url: string;
+  before(async () => {
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  test("answers requests addressed to a loopback name, refuses a rebound page's host (403)", async () => {
+    const get = (host: string) =>
+      rawExchange(url, `GET /v1/models HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, {
+        timeoutMs: 5_000,
+      });
+    for (const host of [
+      "127.0.0.1:8080",
+      "localhost:8080",
+      "localhost",
+      "[::1]:8080",
+      "app.localhost",
+    ]) {
+      assert.equal((await get(host)).status, 200, host);
+    }
+    for (const host of [
+      "evil.example:8080",
+      "evil.example",
+      "10.0.0.5:8080",
+      "127.0.0.1.evil.example",
+    ]) {
+      const answer = await get(host);
+      assert.equal(answer.status, 403, host);
+      assert.match(answer.body, /"code":"forbidden"/);
+    }
   });
 });

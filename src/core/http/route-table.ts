@@ -114,8 +114,32 @@ function decodeSegment(segment: string): string {
   }
 }
 
+/** Methods that change something: their body, even an empty one, must be declared JSON. */
+const CHANGING_METHODS = new Set(["POST", "PUT", "DELETE", "PATCH"]);
+
+/**
+ * 415 for a POST, PUT or DELETE that is not `application/json`. A web page can send
+ * `text/plain` (or no body at all) to any address without a CORS preflight; it cannot send
+ * `application/json` without one, which a RoleMesh server never grants.
+ */
+function checkMediaType(req: IncomingMessage): void {
+  if (!CHANGING_METHODS.has(req.method ?? "GET")) return;
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type === "application/json") return;
+  throw new RoleMeshError(
+    "unsupported_media_type",
+    `a ${req.method} request must have Content-Type: application/json (got ${type ? `"${type}"` : "none"})`,
+  );
+}
+
 export interface ListenerOptions<Access extends string = string> {
   routes: RouteTable<Access>;
+  /**
+   * When set, a request whose `Host` this refuses is answered 403 before anything else: a
+   * server that trusts loopback callers in place of credentials must not answer a web page
+   * that reached it through DNS rebinding (its `Host` is the page's own name).
+   */
+  hostAllowed?(host: string): boolean;
   /** Throws `invalid_api_key` (or `forbidden`) when the request may not use a non-public route. */
   authorize(req: IncomingMessage, route: Route<Access>): void;
   /** Called for errors that were not answered as a RoleMeshError (bugs). */
@@ -126,10 +150,23 @@ export interface ListenerOptions<Access extends string = string> {
 export function requestListener<Access extends string>(options: ListenerOptions<Access>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
+      // Every answer is data, never a page: no sniffing it into HTML, nothing it could load.
+      // A route that serves a page (the console) sets its own policy over these.
+      res.setHeader("X-Content-Type-Options", "nosniff");
+      res.setHeader("Content-Security-Policy", "default-src 'none'");
       try {
         const url = requestUrl(req.url ?? "/");
+        const host = req.headers.host ?? "";
+        if (options.hostAllowed && !options.hostAllowed(host)) {
+          throw new RoleMeshError(
+            "forbidden",
+            `this server trusts local callers without credentials, so it answers only requests ` +
+              `addressed to it by a loopback name (Host "${host.slice(0, 100)}" is not one)`,
+          );
+        }
         const { route, params } = options.routes.match(req.method ?? "GET", url.pathname);
         if (!route.public) options.authorize(req, route);
+        checkMediaType(req);
         await route.handle({ req, res, url, params });
       } catch (err) {
         // A client that left has nobody to answer, and is no bug.

@@ -106,3 +106,56 @@ test("a deadline that passes before any answer is final: upstream_error, not unr
   assert.equal(err.code, "upstream_error");
   assert.match(err.message, /no complete answer within 0.2 s/);
 });
+
+test("an upstream that answers HTML is an upstream_error: nothing of it reaches the client", async () => {
+  const upstream = await rawUpstream((socket) => {
+    socket.end(
+      "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 25\r\n\r\n<script>alert(1)</script>",
+    );
+  });
+  const err = await relayFailure(portOf(upstream));
+  upstream.close();
+  assert.ok(
+    err instanceof RoleMeshError && !(err instanceof UpstreamUnreachableError),
+    String(err),
+  );
+  assert.equal(err.code, "upstream_error");
+  assert.match(err.message, /text\/html, not JSON or an event stream/);
+});
+
+test(
+  "a relay that fails while answering its client ends the upstream request too",
+  { timeout: 10_000 },
+  async () => {
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((resolve) => (upstreamClosed = resolve));
+    const upstream = await rawUpstream((socket) => {
+      socket.on("close", () => upstreamClosed());
+      // A stream that would go on for a long time.
+      socket.write(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+      );
+      socket.write("7\r\ndata: 1\r\n");
+    });
+    const pool = new Pool(`http://127.0.0.1:${portOf(upstream)}`);
+    const front = createServer((_req, res) => {
+      void relay({
+        upstream: pool,
+        path: "/v1/chat/completions",
+        body: Buffer.from("{}"),
+        res,
+        signal: new AbortController().signal,
+        deadlineMs: 60_000,
+        // Not Latin-1: writing the answer's head throws.
+        responseHeaders: { "x-rolemesh-node": "gpu-\u7bc0\u70b9" },
+      }).catch(() => res.destroy());
+    });
+    front.listen(0, "127.0.0.1");
+    await once(front, "listening");
+    await request(`http://127.0.0.1:${portOf(front)}/`).catch(() => undefined);
+    await closed;
+    front.close();
+    upstream.close();
+    await pool.destroy();
+  },
+);

@@ -55,6 +55,9 @@ export async function relay(options: RelayOptions): Promise<RelayResult> {
   } finally {
     clearTimeout(timer);
     options.signal.removeEventListener("abort", onClientGone);
+    // However the relay ended (a throw while answering the client included), the upstream
+    // request ends with it, so the server never generates for nobody.
+    controller.abort();
   }
 }
 
@@ -118,6 +121,15 @@ async function relayUntil(
 
   const contentType = String(answer.headers["content-type"] ?? "application/json");
   const isStream = contentType.startsWith("text/event-stream");
+  // Only what an OpenAI client reads is passed on: HTML or a script from a node would run on
+  // the origin of whoever relays it (a gateway that also serves the console).
+  if (!isStream && !contentType.startsWith("application/json")) {
+    await chunks.return?.();
+    throw new RoleMeshError(
+      "upstream_error",
+      `the upstream answered ${contentType.split(";")[0]}, not JSON or an event stream`,
+    );
+  }
   const headers: Record<string, string> = {
     "Content-Type": contentType,
     ...options.responseHeaders,

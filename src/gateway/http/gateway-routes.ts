@@ -16,6 +16,7 @@ import { streamEvents } from "../../core/http/sse.js";
 import type { EventStream } from "../../core/http/sse.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import { REGISTRY_PATHS } from "../../protocol/paths.js";
+import { NODE_ID_PATTERN } from "../../protocol/registry.js";
 import type { Access, GatewayApi } from "./gateway-api.js";
 import { MIB } from "../../core/units.js";
 
@@ -141,7 +142,7 @@ async function readJson<T>(ctx: RequestContext, limit: number, schema: z.ZodType
 
 // Descriptors are checked for the fields routing relies on; the rest is passed through as sent.
 const order = {
-  node_id: z.string().min(1).max(200),
+  node_id: z.string().regex(NODE_ID_PATTERN, "letters, digits, . _ and - only, at most 64"),
   started_at: z.number(),
   sequence: z.int().min(0),
 };

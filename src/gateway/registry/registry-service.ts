@@ -1,28 +1,45 @@
 import { RoleMeshError } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
 import type {
   DeregisterRequest,
   HeartbeatRequest,
   RegisterRequest,
   RegisterResponse,
 } from "../../protocol/registry.js";
+import type { NodeIdentities } from "./node-identities.js";
 import type { NodeRegistry } from "./node-registry.js";
+
+export interface RegistryServiceOptions {
+  registry: NodeRegistry;
+  identities: NodeIdentities;
+  /** Told to every agent that registers. */
+  terms: { heartbeat_interval_s: number; lease_s: number };
+  log: Logger;
+}
 
 /**
  * The registry's answers to agents (SPEC §7.2), whatever carries their messages: the HTTP
- * routes, and `rolemesh up`'s local agent in the same process.
+ * routes, and `rolemesh up`'s local agent in the same process. Every message must come from
+ * the agent the node id is bound to (see NodeIdentities).
  */
 export class RegistryService {
-  readonly #registry: NodeRegistry;
-  readonly #terms: Omit<RegisterResponse, "node_id">;
+  readonly #options: RegistryServiceOptions;
 
-  constructor(registry: NodeRegistry, terms: { heartbeat_interval_s: number; lease_s: number }) {
-    this.#registry = registry;
-    this.#terms = terms;
+  constructor(options: RegistryServiceOptions) {
+    this.#options = options;
   }
 
   register(request: RegisterRequest): RegisterResponse {
-    this.#registry.register(request);
-    return { node_id: request.node_id, ...this.#terms };
+    const { registry, identities, terms, log } = this.#options;
+    const nodeId = request.node_id;
+    const live = registry.get(nodeId) !== undefined;
+    const verdict = identities.check(nodeId, request.node_secret, live);
+    if (verdict.kind === "other") throw heldByAnother(nodeId);
+    if (verdict.kind === "bound" && live) {
+      log.warn({ node_id: nodeId }, "node id bound to the agent that registered it");
+    }
+    registry.register(request);
+    return { node_id: nodeId, node_secret: verdict.secret, ...terms };
   }
 
   /**
@@ -31,7 +48,8 @@ export class RegistryService {
    * message older than what the registry holds.
    */
   heartbeat(request: HeartbeatRequest): { accepted: boolean } {
-    const outcome = this.#registry.heartbeat(request);
+    this.#checkSender(request.node_id, request.node_secret);
+    const outcome = this.#options.registry.heartbeat(request);
     if (outcome === "unknown") {
       throw new RoleMeshError("unknown_node", `node ${request.node_id} is not registered`);
     }
@@ -39,6 +57,19 @@ export class RegistryService {
   }
 
   deregister(request: DeregisterRequest): { removed: boolean } {
-    return { removed: this.#registry.deregister(request) };
+    this.#checkSender(request.node_id, request.node_secret);
+    return { removed: this.#options.registry.deregister(request) };
   }
+
+  #checkSender(nodeId: string, presented: string | undefined): void {
+    if (!this.#options.identities.matches(nodeId, presented)) throw heldByAnother(nodeId);
+  }
+}
+
+function heldByAnother(nodeId: string): RoleMeshError {
+  return new RoleMeshError(
+    "conflict",
+    `node id "${nodeId}" belongs to another agent (its node_secret differs); ` +
+      "give this agent another node_id, or stop the other one",
+  );
 }

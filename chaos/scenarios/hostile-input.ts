@@ -183,7 +183,7 @@ export const hostileInput: Scenario = {
 async function ready(agentUrl: string, gatewayUrl: string): Promise<void> {
   const load = await request(`${agentUrl}/v1/node/models/stories/load`, {
     method: "POST",
-    headers: { authorization: `Bearer ${SECRETS.agent}` },
+    headers: { authorization: `Bearer ${SECRETS.agent}`, "content-type": "application/json" },
   });
   await load.body.dump();
   if (load.statusCode !== 200) throw new Error(`loading the model answered ${load.statusCode}`);
@@ -243,7 +243,10 @@ class Fuzz {
     return tally(this.#statuses);
   }
 
-  /** Malformed and truncated bodies: 400 invalid_request with the right credentials, else 401. */
+  /**
+   * Malformed and truncated bodies: 400 invalid_request with the right credentials, else 401;
+   * declared as anything but JSON, 415 with the right credentials (the type is checked first).
+   */
   #malformed(): fc.Arbitrary<() => Promise<void>> {
     const routes = [...this.#openaiRoutes(), ...this.#joinRoutes()];
     return fc
@@ -263,9 +266,15 @@ class Fuzz {
       )
       .map(([route, credential, body, contentType]) => async () => {
         const answer = await this.#post(route.target, route.path, credential, body, contentType);
+        // No type given means #post's default, JSON.
+        const json = (contentType ?? "application/json").split(";")[0] === "application/json";
         expectError(
           answer,
-          OPENS[route.access].includes(credential) ? "invalid_request" : "invalid_api_key",
+          !OPENS[route.access].includes(credential)
+            ? "invalid_api_key"
+            : json
+              ? "invalid_request"
+              : "unsupported_media_type",
         );
       });
   }

@@ -95,6 +95,7 @@ export class Gateway implements GatewayApi {
       registry: this.nodes,
       identities: parts.identities,
       terms: { heartbeat_interval_s: config.heartbeat_interval_s, lease_s: leaseSeconds(config) },
+      allowPublicAgentUrls: config.allow_public_agent_urls,
       log,
     });
     this.forwarder = new Forwarder(this.nodes, {

@@ -32,6 +32,8 @@ export const GatewayConfigSchema = z
     wakeable: z.array(WakeableEntrySchema).default([]),
     /** Start on a non-loopback address without `join_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
+    /** Accept agents that register a public IP address other than their own (behind NAT, say). */
+    allow_public_agent_urls: z.boolean().default(false),
     /** Largest request body accepted, in MiB. */
     max_body_mb: z.number().positive().default(8),
     log_level: z

@@ -171,7 +171,7 @@ const DeregisterSchema = z.looseObject(order) as unknown as z.ZodType<Deregister
 
 async function register(gateway: GatewayApi, ctx: RequestContext): Promise<void> {
   const request = await readJson(ctx, REGISTRY_BODY_LIMIT, RegisterSchema);
-  sendJson(ctx.res, 200, gateway.registry.register(request));
+  sendJson(ctx.res, 200, gateway.registry.register(request, ctx.req.socket.remoteAddress));
 }
 
 async function heartbeat(gateway: GatewayApi, ctx: RequestContext): Promise<void> {

@@ -6,6 +6,7 @@ import type {
   RegisterRequest,
   RegisterResponse,
 } from "../../protocol/registry.js";
+import { checkAgentUrl } from "./agent-url.js";
 import type { NodeIdentities } from "./node-identities.js";
 import type { NodeRegistry } from "./node-registry.js";
 
@@ -14,6 +15,8 @@ export interface RegistryServiceOptions {
   identities: NodeIdentities;
   /** Told to every agent that registers. */
   terms: { heartbeat_interval_s: number; lease_s: number };
+  /** `allow_public_agent_urls` (see checkAgentUrl). */
+  allowPublicAgentUrls: boolean;
   log: Logger;
 }
 
@@ -29,16 +32,21 @@ export class RegistryService {
     this.#options = options;
   }
 
-  register(request: RegisterRequest): RegisterResponse {
+  /**
+   * `peer` is the address the registration came from, when it came over the network: an
+   * `agent_url` on a public address must be its own (see checkAgentUrl).
+   */
+  register(request: RegisterRequest, peer?: string): RegisterResponse {
     const { registry, identities, terms, log } = this.#options;
     const nodeId = request.node_id;
+    const agentUrl = checkAgentUrl(request.agent_url, peer, this.#options.allowPublicAgentUrls);
     const live = registry.get(nodeId) !== undefined;
     const verdict = identities.check(nodeId, request.node_secret, live);
     if (verdict.kind === "other") throw heldByAnother(nodeId);
     if (verdict.kind === "bound" && live) {
       log.warn({ node_id: nodeId }, "node id bound to the agent that registered it");
     }
-    registry.register(request);
+    registry.register({ ...request, agent_url: agentUrl });
     return { node_id: nodeId, node_secret: verdict.secret, ...terms };
   }
 

@@ -1,6 +1,7 @@
 /**
- * A node id belongs to the agent that first registered it (issue 17 #2): another process
- * cannot take over a live node's record — its URL, token and traffic — and learns so (409).
+ * What the gateway trusts of a registration (issue 17 #2, #3): a node id belongs to the agent
+ * that first registered it — another process cannot take over a live node's record, its URL,
+ * token and traffic, and learns so (409) — and an `agent_url` must be an agent's origin.
  */
 import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
@@ -108,5 +109,30 @@ describe("node identity", () => {
     await waitUntil(async () => (await peer("gpu-1"))?.agent_url === restarted.url, "the restart");
     assert.ok(!restarted.output.some((line) => line.includes("belongs to another agent")));
     await stopAgent(restarted);
+  });
+
+  test("an agent_url with a path, or on a link-local address, is refused before anything is stored", async () => {
+    for (const [nodeId, agentUrl] of [
+      ["pathy", "http://127.0.0.1:9/v1"],
+      ["metadata", "http://169.254.169.254"],
+    ] as const) {
+      const node = {
+        node_id: nodeId,
+        hostname: nodeId,
+        agent_url: agentUrl,
+        version: "0",
+        capabilities: {},
+        labels: {},
+        started_at: 1,
+        sequence: 1,
+        snapshot: { state: "serving", devices: [], models: [] },
+      };
+      const answer = await postJson(`${gateway.url}/v1/nodes/register`, node, {
+        headers: joinHeaders,
+      });
+      assertError(answer, 400, "invalid_request");
+      assert.match(answer.text, /"param":"agent_url"/);
+      assert.equal(await peer(nodeId), undefined);
+    }
   });
 });

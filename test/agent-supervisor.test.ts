@@ -211,6 +211,79 @@ async function assertAliveFor(pid: number, ms: number, what: string): Promise<vo
   }
 }
 
+describe("hung servers (issue 17 #6)", () => {
+  const device = async (agent: Awaited<ReturnType<typeof startAgent>>) =>
+    (await agent.json<NodeInventory>("/v1/node/inventory")).devices[0]!;
+
+  test(
+    "a server still loading at llama_server_load_ceiling_s is killed and fails with backoff",
+    NEEDS_FAKE,
+    async () => {
+      const agent = await startAgent({
+        config: {
+          llama_server_startup_timeout_s: 1,
+          llama_server_load_ceiling_s: 3,
+          models: [testModel()],
+        },
+        env: { FAKE_LLAMA_LOAD_MS: "600000" },
+      });
+      assertError(
+        await postJson(`${agent.url}/v1/chat/completions`, chat()),
+        503,
+        "model_loading_timeout",
+      );
+      const pid = (await device(agent)).server.pid;
+      const failed = await waitUntil(async () => {
+        const now = await device(agent);
+        return now.server.state === "failed" ? now : undefined;
+      }, "the hung load to be killed");
+      assert.match(
+        failed.last_error?.message ?? "",
+        /was not ready after 3 s of loading and was killed/,
+      );
+      assert.ok(failed.server.next_attempt_at, "backoff before the next start");
+      assert.equal(await readIdentity(pid!), null, "the hung server is gone");
+    },
+  );
+
+  test("a ready server that stops answering (SIGSTOP) is recycled; requests are served again", async () => {
+    const agent = await startAgent({ config: { models: [testModel()] } });
+    assert.equal((await postJson(`${agent.url}/v1/chat/completions`, chat())).status, 200);
+    const pid = (await device(agent)).server.pid!;
+    process.kill(pid, "SIGSTOP");
+    const recycled = await waitUntil(
+      async () => {
+        const now = await device(agent);
+        return now.last_error ? now : undefined;
+      },
+      "the frozen server to be recycled",
+      30_000,
+    );
+    assert.match(recycled.last_error?.message ?? "", /stopped answering its health probe/);
+    await waitUntil(async () => (await readIdentity(pid)) === null, "the frozen server to be gone");
+    const again = await waitUntil(
+      async () => {
+        const answer = await postJson(`${agent.url}/v1/chat/completions`, chat());
+        return answer.status === 200 ? answer : undefined;
+      },
+      "a request to be served by a new server",
+      30_000,
+      500,
+    );
+    assert.equal(again.headers["x-rolemesh-model"], "stories");
+  });
+
+  test("a pid record that cannot be written is logged; the server is still watched and serves", async () => {
+    const stateDir = await tempDir();
+    // A file where the records' folder should be: every write fails (as on a full disk).
+    await writeFile(join(stateDir, "servers"), "not a folder");
+    const agent = await startAgent({ stateDir, config: { models: [testModel()] } });
+    const answer = await postJson(`${agent.url}/v1/chat/completions`, chat());
+    assert.equal(answer.status, 200, answer.text);
+    assert.ok(agent.output.some((line) => line.includes("could not record the server's pid")));
+  });
+});
+
 describe("process hygiene", () => {
   test(
     "agent SIGKILL then restart: the leftover server is stopped, an unrelated pid is not",

@@ -42,6 +42,9 @@ import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
 import { MIB } from "../core/units.js";
 
+/** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
+const LOAD_CEILING_TIMEOUTS = 10;
+
 export interface NodeAgentOptions {
   /** Registers with this client instead of HTTP to `dispatcher_base_url` (`rolemesh up`). */
   registryClient?: RegistryClient;
@@ -109,6 +112,12 @@ export class NodeAgent implements AgentApi {
     this.#catalog = parts.catalog;
     this.operations = new Operations(parts.nodeId);
     this.stopRequested = new Promise((resolve) => (this.#requestStop = resolve));
+    const startupTimeout = (model: ModelEntry) =>
+      startupTimeoutMs(
+        config.llama_server_startup_timeout_s,
+        config.llama_server_startup_timeout_per_gib_s,
+        parts.catalog.get(model.model_id)?.sizeBytes ?? null,
+      );
     const devices = parts.refs.map((ref) => {
       const supervisor = new DeviceSupervisor({
         device: ref,
@@ -117,12 +126,11 @@ export class NodeAgent implements AgentApi {
         pidRecords: parts.pidRecords,
         log,
         probeIntervalMs: config.llama_server_probe_interval_s * 1000,
-        startupTimeoutMs: (model) =>
-          startupTimeoutMs(
-            config.llama_server_startup_timeout_s,
-            config.llama_server_startup_timeout_per_gib_s,
-            parts.catalog.get(model.model_id)?.sizeBytes ?? null,
-          ),
+        startupTimeoutMs: (model) => startupTimeout(model),
+        loadCeilingMs: (model) =>
+          config.llama_server_load_ceiling_s > 0
+            ? config.llama_server_load_ceiling_s * 1000
+            : LOAD_CEILING_TIMEOUTS * startupTimeout(model),
       });
       const queue = new DeviceQueue(config.max_pending_requests_per_device, () => {
         this.#whenIdle?.();

@@ -70,6 +70,8 @@ export const AgentConfigSchema = z
     llama_server_startup_timeout_s: seconds(30),
     llama_server_startup_timeout_per_gib_s: z.number().min(0).default(0),
     llama_server_probe_interval_s: seconds(0.5),
+    /** A server still loading after this long is killed as hung; 0 = 10 x its startup timeout. */
+    llama_server_load_ceiling_s: z.number().min(0).default(0),
     max_pending_requests_per_device: z.int().min(1).default(2),
     shutdown_grace_s: z.number().min(0).default(30),
     /** Longest a request may take from reaching its server to its last byte (502 after). */

@@ -28,6 +28,11 @@ export interface DeviceSupervisorOptions {
   probeIntervalMs: number;
   /** How long a request waits for `model` to become ready (SPEC §4 startup timeout). */
   startupTimeoutMs(model: ModelEntry): number;
+  /**
+   * A server still loading `model` after this long is hung, not slow: it is killed and counts
+   * as a crash (with backoff), as Kubernetes' startup probe gives up on a container.
+   */
+  loadCeilingMs(model: ModelEntry): number;
   /** Grace between SIGTERM and SIGKILL when stopping a server. */
   stopGraceMs?: number;
   /** Lines of server output kept for the inventory. */
@@ -43,6 +48,12 @@ const MAX_BACKOFF_MS = 60_000;
 /** A server that ran this long before crashing starts a fresh backoff series. */
 const STABLE_RUN_MS = MAX_BACKOFF_MS;
 const PORT_RETRIES = 3;
+/** A ready server is asked `/health` this often (a tenth of a second at the least)... */
+const LIVENESS_INTERVALS = 10;
+const LIVENESS_MIN_MS = 1000;
+const LIVENESS_MAX_MS = 10_000;
+/** ...and recycled after this many answers in a row that did not come, like a liveness probe. */
+const LIVENESS_FAILURES = 3;
 
 /**
  * Keeps at most one inference server for one device (SPEC §4): starts it on demand on a free
@@ -55,6 +66,8 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   #model: ModelEntry | null = null;
   #process: ManagedProcess | null = null;
   #stopping: ManagedProcess | null = null;
+  /** Why the supervisor itself killed the current server (hung), for its failure report. */
+  #killedBecause: string | null = null;
   #port: number | null = null;
   #upstream: Pool | null = null;
   #readiness: Deferred | null = null;
@@ -250,22 +263,31 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       "server starting",
     );
     void proc.exited.then((status) => this.#onExit(proc, model, status));
-    if (proc.pid > 0) {
-      const identity = await readIdentity(proc.pid);
-      if (identity && this.#process === proc) {
-        await this.#options.pidRecords.write({
-          pid: proc.pid,
-          start_time: identity.startTime,
-          args: spec.args.join(" "),
-          device: this.device.id,
-          model_id: model.model_id,
-          port,
-          agent_pid: process.pid,
-          recorded_at: new Date().toISOString(),
-        });
-      }
-    }
+    // Probed from the start: nothing below (a full disk for the pid record) may leave a server
+    // running that nobody watches.
     void this.#probeUntilReady(proc, model, this.#upstream, log);
+    await this.#recordPid(proc, model, spec.args, port).catch((err: unknown) =>
+      log.error(
+        { err: (err as Error).message },
+        "could not record the server's pid; an agent that crashes now may leave it behind",
+      ),
+    );
+  }
+
+  async #recordPid(proc: ManagedProcess, model: ModelEntry, args: string[], port: number) {
+    if (proc.pid <= 0) return;
+    const identity = await readIdentity(proc.pid);
+    if (!identity || this.#process !== proc) return;
+    await this.#options.pidRecords.write({
+      pid: proc.pid,
+      start_time: identity.startTime,
+      args: args.join(" "),
+      device: this.device.id,
+      model_id: model.model_id,
+      port,
+      agent_pid: process.pid,
+      recorded_at: new Date().toISOString(),
+    });
   }
 
   async #probeUntilReady(
@@ -275,9 +297,14 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     log: Logger,
   ): Promise<void> {
     let reportedMismatch = false;
+    const ceilingMs = this.#options.loadCeilingMs(model);
     while (this.#process === proc && this.#state === "starting") {
       const answer = await this.#options.engine.readiness.probe(pool, model);
       if (this.#process !== proc || this.#state !== "starting") return;
+      if (!answer.ready && Date.now() - proc.startedAt.getTime() > ceilingMs) {
+        this.#kill(proc, log, `was not ready after ${Math.round(ceilingMs / 1000)} s of loading`);
+        return;
+      }
       if (answer.ready) {
         this.#readyAt = new Date();
         this.#setState("ready");
@@ -291,6 +318,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
           "server ready",
         );
         this.#engineVersion ??= await this.#options.engine.readiness.buildInfo(pool);
+        void this.#watchWhileReady(proc, model, pool, log);
         return;
       }
       if (answer.otherModels && !reportedMismatch) {
@@ -303,6 +331,37 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       this.#nudge = new Deferred();
       await Promise.race([sleep(this.#options.probeIntervalMs), this.#nudge.promise]);
     }
+  }
+
+  /**
+   * Keeps asking a ready server whether it still answers: one that stopped (deadlocked, stopped
+   * by a signal, swapping to death) would otherwise hold every request for request_timeout_s.
+   * After LIVENESS_FAILURES misses in a row it is killed and restarts like a crashed one.
+   */
+  async #watchWhileReady(proc: ManagedProcess, model: ModelEntry, pool: Pool, log: Logger) {
+    const intervalMs = Math.min(
+      LIVENESS_MAX_MS,
+      Math.max(LIVENESS_MIN_MS, LIVENESS_INTERVALS * this.#options.probeIntervalMs),
+    );
+    let misses = 0;
+    while (this.#process === proc && this.#state === "ready") {
+      await sleep(intervalMs);
+      if (this.#process !== proc || this.#state !== "ready") return;
+      const answer = await this.#options.engine.readiness.probe(pool, model);
+      misses = answer.ready ? 0 : misses + 1;
+      if (misses >= LIVENESS_FAILURES) {
+        this.#kill(proc, log, `stopped answering its health probe (${misses} times in a row)`);
+        return;
+      }
+    }
+  }
+
+  /** Kills a hung server; its exit is then reported as a failure, with `reason`. */
+  #kill(proc: ManagedProcess, log: Logger, reason: string): void {
+    this.#killedBecause = reason;
+    log.error({ server_pid: proc.pid }, `the server ${reason}; killing it`);
+    // A hung process may ignore SIGTERM: a short grace, then SIGKILL.
+    void proc.stop(1000);
   }
 
   #onOutput(log: Logger, stream: "stdout" | "stderr", line: string): void {
@@ -349,10 +408,11 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     this.#consecutiveFailures++;
     const backoffMs = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.#consecutiveFailures - 1));
     this.#nextAttemptAt = Date.now() + backoffMs;
-    const how = status.signal
-      ? `was killed by ${status.signal}`
-      : `exited with code ${status.code}`;
-    const message = `the server for ${model.model_id} on ${this.device.id} ${how}${wasStarting ? " while loading" : ""}`;
+    const how = this.#killedBecause
+      ? `${this.#killedBecause} and was killed`
+      : `${status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`}${wasStarting ? " while loading" : ""}`;
+    this.#killedBecause = null;
+    const message = `the server for ${model.model_id} on ${this.device.id} ${how}`;
     this.#lastError = {
       message,
       exit_code: status.code,

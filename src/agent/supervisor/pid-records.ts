@@ -28,7 +28,8 @@ export class PidRecords {
   async write(record: PidRecord): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
     const file = this.#file(record.device);
-    await writeFile(`${file}.tmp`, JSON.stringify(record, null, 2));
+    // Owner only: the arguments may hold secrets (llama-server's --api-key).
+    await writeFile(`${file}.tmp`, JSON.stringify(record, null, 2), { mode: 0o600 });
     await rename(`${file}.tmp`, file);
   }
 

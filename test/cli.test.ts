@@ -42,6 +42,32 @@ test("a node id outside letters, digits, . _ - is refused: it must fit an HTTP h
   assert.match(result.stderr, /node_id: letters, digits, \. _ and - only/);
 });
 
+test("--host or --port in extra arguments would expose a server: refused", async () => {
+  const file = join(await tempDir(), "agent.yaml");
+  await writeFile(
+    file,
+    `llama_server_args: ["--host", "0.0.0.0"]\nmodels:\n  - model_id: a\n    path: ${STORIES_MODEL}\n    args: ["--port=9000"]\n`,
+  );
+  const result = await runCli(["config", "check", file]);
+  assert.equal(result.code, 2);
+  assert.match(
+    result.stderr,
+    /llama_server_args\[0\]: --host is not allowed: managed servers always listen on 127\.0\.0\.1/,
+  );
+  assert.match(result.stderr, /models\[0\]\.args\[0\]: --port is not allowed/);
+});
+
+test("a secret that is not a string is reported without its value", async () => {
+  const file = join(await tempDir(), "gateway.yaml");
+  await writeFile(file, "join_token: ${JOIN}\n");
+  const result = await runCli(["config", "check", file, "--kind", "gateway"], {
+    JOIN: "98765432101",
+  });
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /join_token: expected string, got a number \(hidden\) \(quote it/);
+  assert.doesNotMatch(result.stderr, /98765432101/);
+});
+
 test("config check names a file it cannot read", async () => {
   const result = await runCli(["config", "check", "/no/such/agent.yaml"]);
   assert.equal(result.code, 2);

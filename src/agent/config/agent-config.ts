@@ -86,6 +86,8 @@ export const AgentConfigSchema = z
   })
   .superRefine((config, ctx) => {
     checkUnique(config.models, "models", "model_id", ctx);
+    checkNoBindArgs(config.llama_server_args, ["llama_server_args"], ctx);
+    config.models.forEach((model, i) => checkNoBindArgs(model.args, ["models", i, "args"], ctx));
     checkBinding(
       {
         ...config,
@@ -97,6 +99,29 @@ export const AgentConfigSchema = z
       ctx,
     );
   });
+
+/** Options that would move a managed server off the loopback address and port the agent picks. */
+const BIND_OPTIONS = ["--host", "--port"];
+
+/**
+ * Managed servers always listen on 127.0.0.1 on a port the agent picks (SPEC §2.2); llama-server
+ * takes the last `--host`/`--port` it is given, so extra arguments must not carry them.
+ */
+function checkNoBindArgs(
+  args: readonly string[],
+  path: (string | number)[],
+  ctx: z.RefinementCtx,
+): void {
+  args.forEach((arg, i) => {
+    const option = BIND_OPTIONS.find((name) => arg === name || arg.startsWith(`${name}=`));
+    if (!option) return;
+    ctx.addIssue({
+      code: "custom",
+      path: [...path, i],
+      message: `${option} is not allowed: managed servers always listen on 127.0.0.1 on a port the agent picks`,
+    });
+  });
+}
 
 export type AgentConfig = z.output<typeof AgentConfigSchema>;
 export type ModelEntry = z.output<typeof ModelEntrySchema>;

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import type { DeviceRef } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import type { Engine, LaunchSpec } from "./engine.js";
@@ -27,7 +28,7 @@ export class EmbeddedEngine implements Engine {
       command: process.execPath,
       args: [
         ...loader,
-        SERVER_ENTRY.pathname,
+        fileURLToPath(SERVER_ENTRY),
         ...llamaServerArgs(model, port, device),
         ...model.args,
       ],

@@ -12,3 +12,16 @@ test("values of key, token and password flags are hidden from logs", () => {
     "9",
   ]);
 });
+
+test("the --flag=VALUE spelling is hidden too; a path that merely contains a word is not", () => {
+  assert.deepEqual(
+    redactSecrets(["--api-key=s3cret", "--hf-token=abc", "-m", "monkey.gguf", "x"]),
+    ["--api-key=[redacted]", "--hf-token=[redacted]", "-m", "monkey.gguf", "x"],
+  );
+  assert.deepEqual(redactSecrets(["-m", "/models/key.gguf", "--port", "9"]), [
+    "-m",
+    "/models/key.gguf",
+    "--port",
+    "9",
+  ]);
+});

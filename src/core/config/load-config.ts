@@ -115,14 +115,19 @@ function describeIssue(
       message: `unknown key "${key}"${hint}${others}`,
     };
   }
+  const secret = SECRET_KEY.test(String(path.at(-1) ?? ""));
   const message =
     issue.code === "invalid_type"
       ? issue.input === undefined
         ? `required key is missing (expected ${issue.expected})`
-        : `expected ${issue.expected}, got ${describe(issue.input)}`
-      : issue.code === "invalid_value"
+        : secret
+          ? // Never echo a secret; the usual cause is an all-digit value YAML read as a number.
+            `expected ${issue.expected}, got ${describeSecret(issue.input)}` +
+            (typeof issue.input === "number" ? ` (quote it so it stays text: "\${VAR}")` : "")
+          : `expected ${issue.expected}, got ${describe(issue.input)}`
+      : issue.code === "invalid_value" && !secret
         ? describeChoice(issue.values.map(String), issue.input)
-        : issue.input === undefined
+        : issue.input === undefined || secret
           ? issue.message
           : `${issue.message} (got ${describe(issue.input)})`;
   return {
@@ -138,6 +143,14 @@ function describeChoice(choices: string[], input: unknown): string {
   const guess = closest(input, choices);
   const hint = distance(input, guess) <= 2 ? ` (did you mean "${guess}"?)` : "";
   return `${expected}, got "${input}"${hint}`;
+}
+
+/** Keys whose values are never printed: tokens, keys, passwords, secrets. */
+const SECRET_KEY = /token|key|password|secret/i;
+
+/** What a secret value is, without what it says. */
+function describeSecret(value: unknown): string {
+  return Array.isArray(value) || value === null ? describe(value) : `a ${typeof value} (hidden)`;
 }
 
 function describe(value: unknown): string {

@@ -13,6 +13,9 @@ export interface ProcessSpec {
   env: Record<string, string | undefined>;
 }
 
+/** How long `stop` waits for a SIGKILLed process before it stops waiting. */
+const KILL_WAIT_MS = 5000;
+
 export interface ExitStatus {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -67,16 +70,30 @@ export class ManagedProcess {
     }
   }
 
-  /** SIGTERM to the group, SIGKILL after `graceMs`; resolves once the process is gone. */
+  /**
+   * SIGTERM to the group, SIGKILL after `graceMs`; resolves once the process is gone, or
+   * KILL_WAIT_MS after the SIGKILL at the latest (a process stuck in the kernel, in
+   * uninterruptible sleep, outlives even that; the caller must not hang with it).
+   */
   async stop(graceMs: number): Promise<ExitStatus> {
     if (this.pid > 0) killGroup(this.pid, "SIGTERM");
+    let giveUp: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       if (this.pid > 0) killGroup(this.pid, "SIGKILL");
     }, graceMs);
     try {
-      return await this.exited;
+      return await Promise.race([
+        this.exited,
+        new Promise<ExitStatus>((resolve) => {
+          giveUp = setTimeout(
+            () => resolve({ code: null, signal: "SIGKILL" }),
+            graceMs + KILL_WAIT_MS,
+          );
+        }),
+      ]);
     } finally {
       clearTimeout(timer);
+      clearTimeout(giveUp);
     }
   }
 }

@@ -110,3 +110,13 @@ test("a pause before the first sweep counts too (a gateway paused right after st
   registry.sweep();
   assert.equal(registry.live().length, 1);
 });
+
+test("a re-registration keeps the record its in-flight requests count on", () => {
+  const registry = new NodeRegistry({ leaseMs: 60_000 });
+  registry.register(registration("n", { started_at: 1, sequence: 1 }));
+  const counted = registry.get("n")!;
+  counted.inFlight++; // a request goes out
+  registry.register(registration("n", { started_at: 2, sequence: 1 })); // the agent restarted
+  counted.inFlight--; // and comes back
+  assert.equal(registry.get("n")?.inFlight, 0);
+});

@@ -77,8 +77,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     if (!isNewer(request, known?.order ?? this.#tombstones.get(request.node_id)?.order))
       return false;
     const now = this.#options.now();
-    const record: NodeRecord = {
-      nodeId: request.node_id,
+    const fields = {
       hostname: request.hostname,
       agentUrl: request.agent_url.replace(/\/+$/, ""),
       version: request.version,
@@ -87,11 +86,14 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       authToken: request.auth_token || undefined,
       snapshot: request.snapshot,
       order: { started_at: request.started_at, sequence: request.sequence },
-      registeredAt: known?.registeredAt ?? now,
       lastSeen: now,
-      inFlight: known?.inFlight ?? 0,
       connectFailures: 0,
     };
+    // A known node keeps its record object: requests in flight count down on the one they
+    // counted up on, so a re-registration never leaves the count adrift.
+    const record: NodeRecord = known
+      ? Object.assign(known, fields)
+      : { nodeId: request.node_id, registeredAt: now, inFlight: 0, ...fields };
     this.#nodes.set(record.nodeId, record);
     this.#tombstones.delete(record.nodeId);
     this.#emit({ type: known ? "node_updated" : "node_registered", node: this.peerStatus(record) });

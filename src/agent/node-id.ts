@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { writeFileAtomically } from "../core/json-file.js";
 import { join } from "node:path";
 
 /**
@@ -52,8 +53,6 @@ export async function readNodeSecret(stateDir: string): Promise<string | undefin
 }
 
 /** Keeps the node's secret, readable by the owner only, replaced whole or not at all. */
-export async function writeNodeSecret(stateDir: string, secret: string): Promise<void> {
-  const file = join(stateDir, "node_secret");
-  await writeFile(`${file}.tmp`, `${secret}\n`, { mode: 0o600 });
-  await rename(`${file}.tmp`, file);
+export function writeNodeSecret(stateDir: string, secret: string): Promise<void> {
+  return writeFileAtomically(join(stateDir, "node_secret"), `${secret}\n`);
 }

@@ -15,15 +15,19 @@ export async function readJsonFile<T>(file: string, fallback: T): Promise<T> {
 /** Writes to one file in flight at a time, per file, in the order they were asked for. */
 const queues = new Map<string, Promise<void>>();
 
+/** Replaces a JSON file as `writeFileAtomically` does. */
+export function writeJsonFile(file: string, value: unknown): Promise<void> {
+  return writeFileAtomically(file, JSON.stringify(value, null, 2));
+}
+
 /**
- * Replaces a JSON file atomically, so a crash leaves the old or the new content, never half of
- * one: written under a temporary name of its own, flushed to disk, renamed over the file, and the
+ * Replaces a file atomically, so a crash leaves the old or the new content, never half of one:
+ * written under a temporary name of its own, flushed to disk, renamed over the file, and the
  * folder flushed so the rename itself survives a power cut. Writes to one file are queued, so
  * two that finish together never interleave or lose one another. Readable by the owner only:
  * stores hold secrets.
  */
-export function writeJsonFile(file: string, value: unknown): Promise<void> {
-  const text = JSON.stringify(value, null, 2);
+export function writeFileAtomically(file: string, text: string): Promise<void> {
   const previous = queues.get(file) ?? Promise.resolve();
   const write = previous.catch(() => undefined).then(() => replace(file, text));
   queues.set(file, write);

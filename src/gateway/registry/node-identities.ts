@@ -23,7 +23,6 @@ export class NodeIdentities {
   readonly #file: string;
   readonly #hashes: Map<string, string>;
   readonly #log: Logger;
-  #writes: Promise<void> = Promise.resolve();
 
   private constructor(file: string, hashes: Map<string, string>, log: Logger) {
     this.#file = file;
@@ -60,11 +59,11 @@ export class NodeIdentities {
     return hash === undefined || (presented !== undefined && secretsEqual(digest(presented), hash));
   }
 
+  /** Stores the bindings; writeJsonFile keeps concurrent writes in order. */
   #persist(): void {
-    const snapshot = Object.fromEntries(this.#hashes);
-    this.#writes = this.#writes
-      .then(() => writeJsonFile(this.#file, snapshot))
-      .catch((err: unknown) => this.#log.error({ err }, "could not store node identities"));
+    writeJsonFile(this.#file, Object.fromEntries(this.#hashes)).catch((err: unknown) =>
+      this.#log.error({ err }, "could not store node identities"),
+    );
   }
 }
 

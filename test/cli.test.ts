@@ -1,9 +1,18 @@
 /** The `rolemesh` command line: config check, schema, help and the agent alias. */
 import assert from "node:assert/strict";
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ROOT, runCli, STORIES_MODEL, tempDir } from "./helpers/launcher.js";
+import {
+  ROOT,
+  runCli,
+  startAgent,
+  startGateway,
+  STORIES_MODEL,
+  tempDir,
+  testModel,
+  waitUntil,
+} from "./helpers/launcher.js";
 
 const EXAMPLE = "configs/node_agent.example.yaml";
 
@@ -66,6 +75,45 @@ test("a secret that is not a string is reported without its value", async () => 
   assert.equal(result.code, 2);
   assert.match(result.stderr, /join_token: expected string, got a number \(hidden\) \(quote it/);
   assert.doesNotMatch(result.stderr, /98765432101/);
+});
+
+test("a secret left out of the config comes from its environment variable", async () => {
+  const file = join(await tempDir(), "gateway.yaml");
+  await writeFile(file, "listen_host: 0.0.0.0\n");
+  const check = (env: Record<string, string>) =>
+    runCli(["config", "check", file, "--kind", "gateway"], env);
+  assert.equal((await check({})).code, 2);
+  const withEnv = await check({ ROLEMESH_JOIN_TOKEN: "join-token-from-env" });
+  assert.equal(withEnv.code, 0, withEnv.stderr);
+});
+
+test("--join-token-file and --key-file keep secrets off the command line", async () => {
+  const dir = await tempDir();
+  const tokenFile = join(dir, "join-token");
+  const keyFile = join(dir, "admin-key");
+  await writeFile(tokenFile, "join-token-from-a-file\n", { mode: 0o600 });
+  await writeFile(keyFile, "admin-key-from-a-file-0123\n", { mode: 0o600 });
+  const gateway = await startGateway({
+    config: { heartbeat_interval_s: 1 },
+    args: ["--join-token-file", tokenFile],
+    env: { ROLEMESH_ADMIN_KEY: "admin-key-from-a-file-0123" },
+  });
+  const agent = await startAgent({
+    config: { node_id: "from-files", models: [testModel()] },
+    args: ["--dispatcher-url", gateway.url, "--join-token-file", tokenFile],
+  });
+  const status = () => runCli(["status", "--gateway", gateway.url, "--key-file", keyFile]);
+  await waitUntil(
+    async () => (await status()).stdout.includes("from-files"),
+    "the agent to register",
+  );
+  assert.ok(!(await readFile(`/proc/${agent.pid}/cmdline`, "utf8")).includes("join-token-from"));
+  const withoutKey = await runCli(["status", "--gateway", gateway.url]);
+  assert.equal(withoutKey.code, 1);
+  assert.match(withoutKey.stderr, /admin key/);
+  const both = await runCli(["status", "--key", "k", "--key-file", keyFile]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--key and --key-file are two ways to give one secret/);
 });
 
 test("config check names a file it cannot read", async () => {

@@ -1,17 +1,26 @@
 import { Command, Option } from "commander";
+import { SECRET_ENV } from "../core/config/secret-env.js";
 import type { OperationStatus } from "../protocol/operations.js";
 import { CliExit, EXIT } from "./exit-codes.js";
 import { AgentTarget, GatewayTarget } from "./models-target.js";
 import type { InstallAnswer, ModelsTarget } from "./models-target.js";
 import { ProgressLine } from "./progress-line.js";
+import { secretHelp, secretOption } from "./secret-option.js";
 import { textTable } from "./text-table.js";
 
 interface TargetFlags {
   gateway: string;
   agent?: string;
   key?: string;
+  keyFile?: string;
   node?: string;
 }
+
+const keyHelp = secretHelp(
+  "key",
+  "admin key of the gateway, or the agent's token",
+  SECRET_ENV.admin_key,
+);
 
 /** `install` and `upgrade` wait this long by default (SPEC §10). */
 const INSTALL_TIMEOUT_S = 15 * 60;
@@ -117,15 +126,13 @@ function withTarget(command: Command): Command {
   return command
     .option("--gateway <url>", "gateway to send the command through", "http://127.0.0.1:8080")
     .option("--agent <url>", "talk to this agent directly instead of a gateway")
-    .option(
-      "--key <key>",
-      "admin key of the gateway, or the agent's token (default: ROLEMESH_ADMIN_KEY)",
-    )
+    .option("--key <key>", keyHelp.value)
+    .option("--key-file <file>", keyHelp.file)
     .option("--node <id>", "the node to act on (through a gateway)");
 }
 
 function target(flags: TargetFlags): ModelsTarget {
-  const key = flags.key ?? process.env.ROLEMESH_ADMIN_KEY;
+  const key = secretOption("key", flags.key, flags.keyFile) ?? process.env[SECRET_ENV.admin_key];
   if (flags.agent) {
     if (flags.node) throw new CliExit(EXIT.usage, "--node goes with --gateway, not --agent");
     return new AgentTarget(flags.agent, key);

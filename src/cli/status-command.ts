@@ -1,24 +1,32 @@
 import { Command } from "commander";
 import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
+import { SECRET_ENV } from "../core/config/secret-env.js";
 import { ApiClient } from "../core/http/api-client.js";
+import { secretHelp, secretOption } from "./secret-option.js";
 import { textTable } from "./text-table.js";
+
+const keyHelp = secretHelp("key", "client or admin key", SECRET_ENV.admin_key);
 
 /** `rolemesh status`: the fleet as a table, from a gateway's `/api/status`. */
 export function statusCommand(): Command {
   return new Command("status")
     .description("show the fleet: nodes, states, devices, models, queues")
     .option("--gateway <url>", "gateway to ask", "http://127.0.0.1:8080")
-    .option("--key <key>", "client or admin key (default: ROLEMESH_ADMIN_KEY)")
+    .option("--key <key>", keyHelp.value)
+    .option("--key-file <file>", keyHelp.file)
     .option("--json", "print the raw status JSON")
-    .action(async (options: { gateway: string; key?: string; json?: boolean }) => {
-      const key = options.key ?? process.env.ROLEMESH_ADMIN_KEY;
-      const { body: status } = await new ApiClient(options.gateway, key).call<StatusResponse>(
-        "GET",
-        "/api/status",
-        { timeoutMs: 10_000 },
-      );
-      console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
-    });
+    .action(
+      async (options: { gateway: string; key?: string; keyFile?: string; json?: boolean }) => {
+        const key =
+          secretOption("key", options.key, options.keyFile) ?? process.env[SECRET_ENV.admin_key];
+        const { body: status } = await new ApiClient(options.gateway, key).call<StatusResponse>(
+          "GET",
+          "/api/status",
+          { timeoutMs: 10_000 },
+        );
+        console.log(options.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+      },
+    );
 }
 
 /** The status as an aligned text table, one row per node. */

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { after } from "node:test";
+import { SECRET_ENV } from "../../src/core/config/secret-env.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(ROOT, "src/cli/rolemesh.ts");
@@ -129,7 +130,7 @@ async function launch(
     ["--import", "tsx", CLI, command, "--config", configFile, ...(options.args ?? [])],
     {
       cwd: ROOT,
-      env: { ...process.env, ...options.env, [TAG_VARIABLE]: tag },
+      env: { ...withoutSecretVariables(process.env), ...options.env, [TAG_VARIABLE]: tag },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -327,6 +328,12 @@ export async function runCli(
 /** The test runner's environment without ROLEMESH_* settings a developer may have exported. */
 function withoutRoleMeshVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("ROLEMESH_")));
+}
+
+/** The caller's environment without the variables that stand in for config secrets. */
+function withoutSecretVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const secrets = new Set<string>(Object.values(SECRET_ENV));
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !secrets.has(name)));
 }
 
 /** Stops an agent the way an operator would (SIGTERM) and waits for it and its servers to be gone. */

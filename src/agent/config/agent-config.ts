@@ -3,6 +3,7 @@ import { z } from "zod";
 import { NODE_ID_PATTERN } from "../../protocol/registry.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { checkBinding } from "../../core/config/binding-check.js";
+import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
 import { expandHome } from "../../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
@@ -47,7 +48,7 @@ export const AgentConfigSchema = z
     state_dir: z.string().min(1).default("~/.rolemesh"),
     listen_host: z.string().min(1).default("127.0.0.1"),
     listen_port: z.int().min(0).max(65535).default(8090),
-    auth_token: z.string().default(""),
+    auth_token: secretKey("auth_token"),
     /** Start on a non-loopback address without `auth_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
     dispatcher_base_url: z.string().default(""),
@@ -55,7 +56,7 @@ export const AgentConfigSchema = z
     advertise_url: z.string().default(""),
     /** Host name reported to the gateway; empty = the machine's. */
     hostname: z.string().default(""),
-    join_token: z.string().default(""),
+    join_token: secretKey("join_token"),
     heartbeat_interval_s: seconds(5),
     labels: z.record(z.string(), z.string()).default({}),
     backend: z.enum(BACKENDS).default("auto"),
@@ -93,7 +94,7 @@ export const AgentConfigSchema = z
         ...config,
         secretKey: "auth_token",
         secret: config.auth_token,
-        envVariable: "ROLEMESH_TOKEN",
+        envVariable: SECRET_ENV.auth_token,
         risk: "anyone who can reach it could run models and read prompts",
       },
       ctx,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { checkUnique } from "../../core/config/unique-check.js";
+import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
@@ -19,8 +20,8 @@ export const GatewayConfigSchema = z
     listen_host: z.string().min(1).default("127.0.0.1"),
     listen_port: z.int().min(0).max(65535).default(8080),
     state_dir: z.string().min(1).default("~/.rolemesh-gateway"),
-    join_token: z.string().default(""),
-    admin_key: z.string().default(""),
+    join_token: secretKey("join_token"),
+    admin_key: secretKey("admin_key"),
     api_keys: z.array(StaticKeySchema).default([]),
     heartbeat_interval_s: z.number().positive().default(5),
     /** 0 = 3 x heartbeat_interval_s. */
@@ -46,7 +47,7 @@ export const GatewayConfigSchema = z
         ...config,
         secretKey: "join_token",
         secret: config.join_token,
-        envVariable: "ROLEMESH_JOIN_TOKEN",
+        envVariable: SECRET_ENV.join_token,
         risk: "anyone could register a node and receive users' prompts",
       },
       ctx,

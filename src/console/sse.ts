@@ -1,3 +1,5 @@
+import { EventStreamDecoder } from "../core/http/event-stream-decoder.js";
+
 /**
  * Reads a `text/event-stream` body and hands each event's data to `onData`. Used for
  * `/api/events` and for streamed chat completions: the browser's EventSource cannot send an
@@ -8,24 +10,11 @@ export async function readEventStream(
   onData: (data: string) => void,
 ): Promise<void> {
   const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let data: string[] = [];
+  const text = new TextDecoder();
+  const events = new EventStreamDecoder();
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let newline: number;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline).replace(/\r$/, "");
-      buffer = buffer.slice(newline + 1);
-      if (line === "") {
-        if (data.length > 0) onData(data.join("\n"));
-        data = [];
-      } else if (line.startsWith("data:")) {
-        data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
-      }
-      // Comments (":") and other fields (event, id, retry) are not used by RoleMesh.
-    }
+    for (const data of events.push(text.decode(value, { stream: true }))) onData(data);
   }
 }

@@ -1,6 +1,8 @@
-import { createInterface } from "node:readline";
 import { request } from "undici";
+import type { Dispatcher } from "undici";
 import { errorFromAnswer, RoleMeshError } from "../errors.js";
+import { MIB } from "../units.js";
+import { EventStreamDecoder, EventTooLargeError } from "./event-stream-decoder.js";
 
 export interface ApiCallOptions {
   body?: unknown;
@@ -10,6 +12,13 @@ export interface ApiCallOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/**
+ * The largest answer, and the largest event of a stream, read from a server: far above any
+ * status or command result of a large fleet, far below what would hurt the reader. A peer that
+ * sends more is broken or hostile.
+ */
+export const MAX_ANSWER_BYTES = 32 * MIB;
 
 /**
  * A client of a RoleMesh JSON API (a gateway's or an agent's), with its bearer token. Errors
@@ -33,7 +42,7 @@ export class ApiClient {
   ): Promise<{ status: number; body: T }> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const answer = await this.#send(method, path, options, timeoutMs, "application/json");
-    const text = await answer.body.text();
+    const text = await this.#text(answer, path);
     if (answer.statusCode >= 400)
       throw this.#failure(answer.statusCode, text, answer.headers["retry-after"]);
     try {
@@ -58,16 +67,47 @@ export class ApiClient {
   ): Promise<void> {
     const answer = await this.#send("GET", path, signal ? { signal } : {}, 0, "text/event-stream");
     if (answer.statusCode >= 400) {
-      throw this.#failure(answer.statusCode, await answer.body.text());
+      throw this.#failure(answer.statusCode, await this.#text(answer, path));
     }
-    let data: string[] = [];
-    for await (const line of createInterface({ input: answer.body, crlfDelay: Infinity })) {
-      if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
-      else if (line === "" && data.length > 0) {
-        onEvent(JSON.parse(data.join("\n")));
-        data = [];
+    const text = new TextDecoder();
+    const events = new EventStreamDecoder(MAX_ANSWER_BYTES);
+    try {
+      for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+        for (const data of events.push(text.decode(chunk, { stream: true }))) {
+          onEvent(JSON.parse(data));
+        }
       }
+    } catch (err) {
+      answer.body.destroy();
+      if (!(err instanceof EventTooLargeError)) throw err;
+      throw new RoleMeshError("upstream_error", `${this.baseUrl}${path}: ${err.message}`, {
+        cause: err,
+      });
     }
+  }
+
+  /** The whole answer as text, refused past MAX_ANSWER_BYTES (by its length or as it comes). */
+  async #text(answer: Dispatcher.ResponseData, path: string): Promise<string> {
+    const tooLarge = () =>
+      new RoleMeshError(
+        "upstream_error",
+        `${this.baseUrl} answered ${path} with more than ${MAX_ANSWER_BYTES} bytes`,
+      );
+    if (Number(answer.headers["content-length"]) > MAX_ANSWER_BYTES) {
+      answer.body.destroy();
+      throw tooLarge();
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_ANSWER_BYTES) {
+        answer.body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks).toString("utf8");
   }
 
   /** The error the server answered: its own code when it is RoleMesh, else upstream_error. */

@@ -95,7 +95,10 @@ export class NodeCommands {
   readonly #registry: NodeRegistry;
   readonly #transport: CommandTransport;
   readonly #log: Logger;
-  /** Which node runs each operation started through this gateway. */
+  /**
+   * Which node runs each recent operation started through this gateway, oldest first. Bounded:
+   * a forgotten operation is found again by asking the live nodes.
+   */
   readonly #operationNode = new Map<string, string>();
 
   constructor(registry: NodeRegistry, transport: CommandTransport, log: Logger) {
@@ -123,7 +126,7 @@ export class NodeCommands {
       timeoutMs: spec.timeoutMs,
     });
     const opId = (answer.body as { op_id?: unknown } | null)?.op_id;
-    if (typeof opId === "string") this.#operationNode.set(opId, nodeId);
+    if (typeof opId === "string") this.#remember(opId, nodeId);
     return { node_id: nodeId, status: answer.status, body: answer.body };
   }
 
@@ -173,6 +176,14 @@ export class NodeCommands {
     return node;
   }
 
+  #remember(opId: string, nodeId: string): void {
+    this.#operationNode.delete(opId);
+    this.#operationNode.set(opId, nodeId);
+    if (this.#operationNode.size > REMEMBERED_OPERATIONS) {
+      this.#operationNode.delete(this.#operationNode.keys().next().value!);
+    }
+  }
+
   /** The node of an operation: remembered, else asked of every live node (after a restart). */
   async #locate(opId: string): Promise<{ node: NodeRecord }> {
     const known = this.#operationNode.get(opId);
@@ -181,7 +192,7 @@ export class NodeCommands {
     for (const candidate of this.#registry.live()) {
       try {
         await this.#transport.call(candidate, "GET", operationPath(opId), { timeoutMs: 10_000 });
-        this.#operationNode.set(opId, candidate.nodeId);
+        this.#remember(opId, candidate.nodeId);
         return { node: candidate };
       } catch {
         // not this node's
@@ -190,6 +201,9 @@ export class NodeCommands {
     throw new RoleMeshError("not_found", `no live node knows operation "${opId}"`);
   }
 }
+
+/** Far more than a fleet runs at once (installs, upgrades); each costs two short strings. */
+export const REMEMBERED_OPERATIONS = 1_000;
 
 const operationPath = (opId: string) => fillPath(AGENT_PATHS.operation, { op_id: opId });
 

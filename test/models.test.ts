@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { GATEWAY_ROUTES } from "../src/gateway/http/gateway-routes.js";
@@ -249,6 +249,65 @@ describe("model management through the gateway", () => {
       assertError(answer, 400, "invalid_request");
     }
     assert.ok(!files.requests.some((request) => request.path.includes("evil")));
+  });
+
+  test("a file belongs to one model from one source: any other claim on it is a 409", async () => {
+    const refused = async (args: Record<string, string>, message: RegExp) => {
+      const answer = await command("node-a", "model.install", args);
+      assertError(answer, 409, "conflict");
+      assert.match((answer.body as { error: { message: string } }).error.message, message);
+    };
+    let release = () => {};
+    files.files.set("/twin-a/same.gguf", {
+      body: stories,
+      hold: new Promise((resolve) => (release = resolve)),
+    });
+    files.files.set("/twin-b/same.gguf", { body: stories });
+    const first = await command("node-a", "model.install", {
+      url: `${files.url}/twin-a/same.gguf`,
+      model_id: "twin-a",
+    });
+    assert.equal(first.status, 202, first.text);
+    const claims: [Record<string, string>, RegExp, RegExp][] = [
+      // Another id whose URL ends in the same file name.
+      [
+        { url: `${files.url}/twin-b/same.gguf`, model_id: "twin-b" },
+        /same\.gguf is being installed for model "twin-a"/,
+        /same\.gguf holds model "twin-a"/,
+      ],
+      // The same id from another source.
+      [
+        { url: `${files.url}/twin-b/same.gguf`, model_id: "twin-a" },
+        /same\.gguf is being installed for model "twin-a"/,
+        /model "twin-a" is installed from another source/,
+      ],
+    ];
+    try {
+      for (const [args, whileRunning] of claims) await refused(args, whileRunning);
+    } finally {
+      release();
+    }
+    const done = await follow((first.body as { op_id: string }).op_id);
+    assert.equal(done.at(-1)?.state, "succeeded", JSON.stringify(done.at(-1)?.error));
+    for (const [args, , landed] of claims) await refused(args, landed);
+
+    // A file in the models folder that this agent did not install.
+    const placed = join(nodeA.stateDir, "models", "placed.gguf");
+    await writeFile(placed, "the operator's own");
+    files.files.set("/placed/placed.gguf", { body: stories });
+    await refused(
+      { url: `${files.url}/placed/placed.gguf`, model_id: "placed" },
+      /placed\.gguf exists and was not installed from/,
+    );
+    assert.equal(await readFile(placed, "utf8"), "the operator's own");
+    assert.ok(
+      !files.requests.some(
+        ({ path }) => path.startsWith("/twin-b/") || path === "/placed/placed.gguf",
+      ),
+      "nothing was downloaded for a refused claim",
+    );
+    await rm(placed);
+    assert.equal((await command("node-a", "model.delete", { model_id: "twin-a" })).status, 200);
   });
 
   test("an install repeated while running joins it; a timeout says still installing", async () => {

@@ -40,7 +40,7 @@ import { Operations } from "./operations/operations.js";
 import { HttpRegistryClient } from "./registration/registry-client.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
-import { MIB } from "../core/units.js";
+import { GIB, MIB } from "../core/units.js";
 
 /** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
 const LOAD_CEILING_TIMEOUTS = 10;
@@ -210,6 +210,7 @@ export class NodeAgent implements AgentApi {
       models: config.models,
       catalog,
       operations: agent.operations,
+      ...(config.max_download_gb > 0 ? { maxDownloadBytes: config.max_download_gb * GIB } : {}),
       log,
       unload: (modelId) => agent.#unloadFrom(modelId),
       onChange: () => agent.#registrar?.nudge(),

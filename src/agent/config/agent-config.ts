@@ -79,6 +79,8 @@ export const AgentConfigSchema = z
     request_timeout_s: seconds(600),
     /** Largest request body accepted, in MiB (SPEC §7: 413 beyond it). */
     max_body_mb: z.number().positive().default(8),
+    /** Largest model file an install downloads, in GiB; 0 = as much as the disk has free. */
+    max_download_gb: z.number().min(0).default(0),
     /** pino level: fatal, error, warn, info, debug, trace. */
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])

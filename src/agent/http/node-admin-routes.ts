@@ -22,7 +22,7 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
     method: "POST",
     path: AGENT_PATHS.install,
     handle: async (agent, { req, res }) => {
-      const answer = agent.modelManager.install(await readArguments(req));
+      const answer = await agent.modelManager.install(await readArguments(req));
       sendJson(res, "op_id" in answer ? 202 : 200, answer);
     },
   },

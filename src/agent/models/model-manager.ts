@@ -1,5 +1,5 @@
-import { rm } from "node:fs/promises";
-import { join } from "node:path";
+import { rm, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
 import type { Logger } from "../../core/logger.js";
 import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
@@ -10,7 +10,7 @@ import type { ModelEntry } from "../config/agent-config.js";
 import { ModelEntrySchema } from "../config/agent-config.js";
 import type { Operations } from "../operations/operations.js";
 import type { ModelCatalog } from "./model-catalog.js";
-import { downloadModel, installFileName, resolveSource } from "./model-installer.js";
+import { downloadModel, installFileName, redact, resolveSource } from "./model-installer.js";
 
 /** `POST /v1/node/models/install` (SPEC §7.1). */
 export const InstallArgsSchema = z.strictObject({
@@ -41,11 +41,19 @@ export interface ModelManagerOptions {
   models: ModelEntry[];
   catalog: ModelCatalog;
   operations: Operations;
+  /** The largest model file an install downloads (`max_download_gb`); none when absent. */
+  maxDownloadBytes?: number;
   log: Logger;
   /** Stops every server that holds the model (before its file is deleted). */
   unload(modelId: string): Promise<unknown>;
   /** Called when the model list changed, so the gateway hears of it. */
   onChange(): void;
+}
+
+/** An install running now, under the file it writes. */
+interface RunningInstall {
+  model_id: string;
+  source: string;
 }
 
 /**
@@ -58,6 +66,8 @@ export class ModelManager {
   readonly #options: ModelManagerOptions;
   readonly #file: string;
   #installed: InstalledModel[] = [];
+  /** By target path: one install writes a file (and its `.part`) at a time. */
+  readonly #running = new Map<string, RunningInstall>();
 
   private constructor(options: ModelManagerOptions) {
     this.#options = options;
@@ -93,33 +103,87 @@ export class ModelManager {
 
   /**
    * Installs a model: answers at once when the same model is installed already, joins the
-   * install of the same id when one is running, and else starts one.
+   * install of the same model from the same source when one is running, and else starts one. A
+   * file is written for one model from one source: any other claim on it is a 409 `conflict`.
    */
-  install(raw: unknown): OperationStarted | { installed: true; model: InstalledModel } {
+  async install(
+    raw: unknown,
+  ): Promise<OperationStarted | { installed: true; model: InstalledModel }> {
     const args = parseRequest(InstallArgsSchema, raw);
-    const source = resolveSource(args.url);
-    const fileName = installFileName(source, args.file_name);
-    const running = this.#options.operations.runningFor(installKey(args.model_id));
-    if (running) return { op_id: running.id, joined: true };
-    const installed = this.#installed.find((model) => model.model_id === args.model_id);
+    const url = resolveSource(args.url);
+    const fileName = installFileName(url, args.file_name);
+    const target = join(this.modelsDir, fileName);
+    const source = redact(url);
+    const onDisk = await exists(target);
+    // Nothing awaits from here on: the checks and the start see one state.
+    const running = this.#running.get(target);
+    if (running?.model_id !== args.model_id || running.source !== source) {
+      const installed = this.#claimed(args.model_id, target, source, onDisk);
+      if (installed) return { installed: true, model: installed };
+    }
+    // Keyed by the file: the same install running joins it.
+    return this.#options.operations.start("model.install", `model.install:${target}`, (op) => {
+      this.#running.set(target, { model_id: args.model_id, source });
+      return this.#download(args, url, fileName, op.report.bind(op)).finally(() =>
+        this.#running.delete(target),
+      );
+    });
+  }
+
+  /**
+   * The model when it is installed already from `source` at `target`; throws `conflict` when
+   * the id or the file is taken otherwise, so no install replaces what another one wrote.
+   */
+  #claimed(
+    modelId: string,
+    target: string,
+    source: string,
+    onDisk: boolean,
+  ): InstalledModel | undefined {
+    const fileName = basename(target);
+    const running = this.#running.get(target);
+    if (running) {
+      throw conflict(
+        `${fileName} is being installed for model "${running.model_id}" from ${running.source}; choose another file_name`,
+        "file_name",
+      );
+    }
+    const busy = this.#runningFor(modelId);
+    if (busy) {
+      throw conflict(`model "${modelId}" is being installed from ${busy.source}`, "model_id");
+    }
+    const installed = this.#installed.find((model) => model.model_id === modelId);
     if (installed) {
-      if (installed.path === join(this.modelsDir, fileName))
-        return { installed: true, model: installed };
-      throw new RoleMeshError(
-        "conflict",
-        `model "${args.model_id}" is installed from another file (${installed.path}); delete it first`,
+      if (installed.path === target && installed.source === source) return installed;
+      throw conflict(
+        `model "${modelId}" is installed from another source (${installed.source} as ${installed.path}); delete it first`,
+        "model_id",
       );
     }
-    if (this.#options.models.some((entry) => entry.model_id === args.model_id)) {
-      throw new RoleMeshError(
-        "conflict",
-        `model "${args.model_id}" is configured in the config file; choose another id`,
-        { param: "model_id" },
+    const holder = this.#installed.find((model) => model.path === target);
+    if (holder) {
+      throw conflict(
+        `${fileName} holds model "${holder.model_id}" from ${holder.source}; choose another file_name`,
+        "file_name",
       );
     }
-    return this.#options.operations.start("model.install", installKey(args.model_id), (op) =>
-      this.#download(args, source, fileName, op.report.bind(op)),
-    );
+    if (this.#options.models.some((entry) => entry.model_id === modelId)) {
+      throw conflict(
+        `model "${modelId}" is configured in the config file; choose another id`,
+        "model_id",
+      );
+    }
+    if (onDisk) {
+      throw conflict(
+        `${target} exists and was not installed from ${source}; remove it or choose another file_name`,
+        "file_name",
+      );
+    }
+    return undefined;
+  }
+
+  #runningFor(modelId: string): RunningInstall | undefined {
+    return [...this.#running.values()].find((running) => running.model_id === modelId);
   }
 
   /** Unloads an installed model and removes its file; answers which files were removed. */
@@ -134,7 +198,7 @@ export class ModelManager {
           )
         : new RoleMeshError("model_not_found", `no installed model "${modelId}" on this node`);
     }
-    if (this.#options.operations.runningFor(installKey(modelId))) {
+    if (this.#runningFor(modelId)) {
       throw new RoleMeshError("conflict", `model "${modelId}" is being installed`);
     }
     await this.#options.unload(modelId);
@@ -155,15 +219,15 @@ export class ModelManager {
     fileName: string,
     report: Parameters<typeof downloadModel>[0]["report"],
   ): Promise<InstalledModel> {
-    this.#options.log.info(
-      { model: args.model_id, source: `${source.origin}${source.pathname}` },
-      "installing model",
-    );
+    this.#options.log.info({ model: args.model_id, source: redact(source) }, "installing model");
     const file = await downloadModel({
       source,
       fileName,
       ...(args.sha256 ? { sha256: args.sha256 } : {}),
       modelsDir: this.modelsDir,
+      ...(this.#options.maxDownloadBytes !== undefined
+        ? { maxBytes: this.#options.maxDownloadBytes }
+        : {}),
       report,
     });
     const entry = ModelEntrySchema.parse({
@@ -177,7 +241,7 @@ export class ModelManager {
       roles: args.roles,
       sha256: file.sha256,
       size_bytes: file.size_bytes,
-      source: `${source.origin}${source.pathname}`,
+      source: redact(source),
       installed_at: new Date().toISOString(),
     };
     await this.#options.catalog.add(entry, this.#options.log);
@@ -190,4 +254,15 @@ export class ModelManager {
   }
 }
 
-const installKey = (modelId: string) => `model.install:${modelId}`;
+const conflict = (message: string, param: string) =>
+  new RoleMeshError("conflict", message, { param });
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}

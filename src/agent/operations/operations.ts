@@ -156,11 +156,6 @@ export class Operations {
     return this.#byId.get(opId);
   }
 
-  /** The operation running under `key`, if any. */
-  runningFor(key: string): Operation | undefined {
-    return this.#running.get(key);
-  }
-
   #forgetOld(): void {
     const finished = [...this.#byId.values()].filter((operation) => operation.done);
     for (const operation of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {

@@ -9,7 +9,14 @@ import { after, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
 import { launchBrowser } from "./helpers/browser.js";
 import type { AgentProcess } from "./helpers/launcher.js";
-import { ROOT, startAgent, startGateway, stopAgent, testModel } from "./helpers/launcher.js";
+import {
+  joinArgs,
+  ROOT,
+  startAgent,
+  startGateway,
+  stopAgent,
+  testModel,
+} from "./helpers/launcher.js";
 
 const ADMIN_KEY = "console-admin-key-0123456789";
 const HEARTBEAT_S = 1;
@@ -60,7 +67,7 @@ describe("web console in chromium", () => {
           labels,
           models: [testModel("stories", { roles: ["chat"] })],
         },
-        args: ["--dispatcher-url", gateway.url, "--heartbeat-interval", String(HEARTBEAT_S)],
+        args: joinArgs(gateway, { heartbeatS: HEARTBEAT_S }),
       });
     nodeA = await agent("node-a", "alpha", { rack: "r1" });
     nodeB = await agent("node-b", "beta", { rack: "r2" });

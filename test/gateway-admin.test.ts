@@ -12,6 +12,7 @@ import type { NodeInventory } from "../src/protocol/inventory.js";
 import { assertError, postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
+  joinArgs,
   startAgent,
   startGateway,
   stopAgent,
@@ -48,7 +49,7 @@ describe("gateway admin API and console", () => {
     gateway = await startGateway({ config: gatewayConfig, stateDir: gatewayDir });
     agent = await startAgent({
       config: { node_id: "node-1", models: [testModel("stories")] },
-      args: ["--dispatcher-url", gateway.url, "--heartbeat-interval", String(HEARTBEAT_S)],
+      args: joinArgs(gateway, { heartbeatS: HEARTBEAT_S }),
       env: { FAKE_LLAMA_LOAD_MS: "300" },
     });
     await waitUntil(async () => (await status()).peers.length === 1, "the agent to register");

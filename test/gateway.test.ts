@@ -15,6 +15,7 @@ import type { StatusResponse } from "../src/protocol/registry.js";
 import { assertError, postJson, postStream } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
+  joinArgs,
   LONG_STREAM,
   startAgent,
   startGateway,
@@ -24,6 +25,7 @@ import {
   testModel,
   waitUntil,
 } from "./helpers/launcher.js";
+import { playedDevice, playedNode } from "./helpers/played-node.js";
 
 const JOIN_TOKEN = "join-token-for-tests-0123";
 const HEARTBEAT_S = 1;
@@ -47,24 +49,6 @@ const status = (gateway: AgentProcess) => gateway.json<StatusResponse>("/api/sta
 const peerIds = async (gateway: AgentProcess) =>
   (await status(gateway)).peers.map((peer) => peer.node_id).sort();
 
-/** The descriptor of a node the test plays itself, as an agent would register it. */
-function playedNode(nodeId: string, startedAt: number, extra: Record<string, unknown> = {}) {
-  return {
-    node_id: nodeId,
-    hostname: nodeId,
-    agent_url: "http://127.0.0.1:9",
-    version: "0",
-    capabilities: {},
-    labels: {},
-    started_at: startedAt,
-    sequence: 1,
-    snapshot: { state: "standby", devices: [], models: [] },
-    // Presented from the first registration on, so the gateway binds the id to it.
-    node_secret: `${nodeId}-secret-0123456789`,
-    ...extra,
-  };
-}
-
 describe("one gateway, three agents", () => {
   let gateway: AgentProcess;
   let gatewayPort: number;
@@ -75,6 +59,8 @@ describe("one gateway, three agents", () => {
     listen_port: gatewayPort,
     join_token: JOIN_TOKEN,
     heartbeat_interval_s: HEARTBEAT_S,
+    // The stalled-reader test sends heartbeats as fast as it can.
+    heartbeat_min_interval_s: 0,
     max_attempts: 3,
     api_keys: [],
   });
@@ -89,14 +75,7 @@ describe("one gateway, three agents", () => {
       agents.push(
         await startAgent({
           config: { node_id: `node-${i}`, models },
-          args: [
-            "--dispatcher-url",
-            gateway.url,
-            "--join-token",
-            JOIN_TOKEN,
-            "--heartbeat-interval",
-            "1",
-          ],
+          args: joinArgs(gateway, { joinToken: JOIN_TOKEN, heartbeatS: 1 }),
           env: { FAKE_LLAMA_TOKEN_MS: "5" },
         }),
       );
@@ -184,12 +163,7 @@ describe("one gateway, three agents", () => {
       agent_url: `http://127.0.0.1:${(dying.address() as AddressInfo).port}`,
       snapshot: {
         state: "serving",
-        devices: [
-          {
-            server: { state: "ready", model_id: "solo" },
-            queue: { in_flight: 0, pending: 0, limit: 2 },
-          },
-        ],
+        devices: [playedDevice("solo")],
         models: [{ id: "solo", path: "/m.gguf", roles: [], size_bytes: 1, loaded_on: ["cpu:0"] }],
       },
     });
@@ -259,8 +233,10 @@ describe("one gateway, three agents", () => {
   });
 
   test("an /api/events reader that stops reading is cut off, not sent every later event", async () => {
-    // A node whose every update is a quarter-megabyte event.
-    const chatty = playedNode("chatty", 2000, { labels: { story: "x".repeat(256 * 1024) } });
+    // A node whose every update is a large event (labels as large as the gateway accepts).
+    const story = "x".repeat(1000);
+    const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`story-${i}`, story]));
+    const chatty = playedNode("chatty", 2000, { labels });
     assert.equal(
       (await postJson(nodesUrl("register"), chatty, { headers: joinHeaders })).status,
       200,
@@ -272,11 +248,11 @@ describe("one gateway, three agents", () => {
     stalled.pause(); // and never reads again
     const cutOff = () => gateway.output.some((line) => line.includes("reader fell behind"));
     // Enough for the kernel's socket buffers and the gateway's backlog limit, many times over.
-    for (let sequence = 2; sequence < 400 && !cutOff(); sequence++) {
+    for (let sequence = 2; sequence < 1000 && !cutOff(); sequence++) {
       await postJson(nodesUrl("heartbeat"), { ...chatty, sequence }, { headers: joinHeaders });
     }
     stalled.destroy();
-    await postJson(nodesUrl("deregister"), { ...chatty, sequence: 400 }, { headers: joinHeaders });
+    await postJson(nodesUrl("deregister"), { ...chatty, sequence: 1000 }, { headers: joinHeaders });
     assert.ok(cutOff(), "the gateway cut the stalled reader off");
   });
 
@@ -444,7 +420,7 @@ describe("client keys", () => {
       config: {
         models: [testModel("stories", { roles: ["chat"] }), testModel("other", { roles: [] })],
       },
-      args: ["--dispatcher-url", gateway.url, "--join-token", JOIN_TOKEN],
+      args: joinArgs(gateway, { joinToken: JOIN_TOKEN }),
     });
     const url = `${gateway.url}/v1/chat/completions`;
     const as = (key: string) => ({ headers: { authorization: `Bearer ${key}` } });

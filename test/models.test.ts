@@ -17,11 +17,12 @@ import type { FileServer } from "./helpers/file-server.js";
 import { assertError, postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
+  joinArgs,
   runCli,
   startAgent,
   startGateway,
-  STORIES_MODEL,
   stopAgent,
+  STORIES_MODEL,
   waitUntil,
 } from "./helpers/launcher.js";
 
@@ -92,7 +93,7 @@ describe("model management through the gateway", () => {
     const agent = (nodeId: string, engine: Record<string, unknown>) =>
       startAgent({
         config: { node_id: nodeId, models: [], ...engine },
-        args: ["--dispatcher-url", gateway.url, "--heartbeat-interval", String(HEARTBEAT_S)],
+        args: joinArgs(gateway, { heartbeatS: HEARTBEAT_S }),
       });
     // Real inference on node-a; node-b never serves, so one engine runs at a time.
     nodeA = await agent("node-a", { engine: "embedded" });

@@ -9,8 +9,16 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import type { StatusResponse } from "../src/protocol/registry.js";
 import { assertError, postJson } from "./helpers/http-client.js";
+import { hostCapabilities } from "./helpers/played-node.js";
 import type { AgentProcess } from "./helpers/launcher.js";
-import { startAgent, startGateway, stopAgent, testModel, waitUntil } from "./helpers/launcher.js";
+import {
+  joinArgs,
+  startAgent,
+  startGateway,
+  stopAgent,
+  testModel,
+  waitUntil,
+} from "./helpers/launcher.js";
 
 const JOIN_TOKEN = "join-token-for-identity-0123";
 const joinHeaders = { authorization: `Bearer ${JOIN_TOKEN}` };
@@ -23,14 +31,7 @@ describe("node identity", () => {
   const agent = (stateDir?: string) =>
     startAgent({
       config: { node_id: "gpu-1", models: [testModel()] },
-      args: [
-        "--dispatcher-url",
-        gateway.url,
-        "--join-token",
-        JOIN_TOKEN,
-        "--heartbeat-interval",
-        "1",
-      ],
+      args: joinArgs(gateway, { joinToken: JOIN_TOKEN, heartbeatS: 1 }),
       ...(stateDir ? { stateDir } : {}),
     });
 
@@ -63,7 +64,7 @@ describe("node identity", () => {
       hostname: "evil",
       agent_url: "http://127.0.0.1:9",
       version: "0",
-      capabilities: {},
+      capabilities: hostCapabilities("evil"),
       labels: {},
       started_at: 1e308,
       sequence: 1,
@@ -121,7 +122,7 @@ describe("node identity", () => {
         hostname: nodeId,
         agent_url: agentUrl,
         version: "0",
-        capabilities: {},
+        capabilities: hostCapabilities(nodeId),
         labels: {},
         started_at: 1,
         sequence: 1,

@@ -41,7 +41,8 @@ export async function registryScale(
 }
 
 async function measure(nodes: number, seconds: number): Promise<ScaleRow> {
-  const gateway = await start("gateway", { heartbeat_interval_s: INTERVAL_S });
+  // Past the default max_nodes: the scenario looks for the largest count the gateway holds.
+  const gateway = await start("gateway", { heartbeat_interval_s: INTERVAL_S, max_nodes: 100_000 });
   try {
     // CPU is read around the heartbeat phase only: registration is not the steady state.
     const generator = spawn(

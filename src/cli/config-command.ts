@@ -19,6 +19,7 @@ const GATEWAY_ONLY = [
   "nats_url",
   "wakeable",
   "request_timeout_s",
+  "first_byte_timeout_s",
 ];
 
 /** `rolemesh config check FILE` and `rolemesh config schema`. */

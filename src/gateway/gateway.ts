@@ -13,25 +13,28 @@ import { isLocalHostHeader, isLoopbackHost } from "../core/net.js";
 import { VERSION } from "../core/version.js";
 import type { LiveState } from "../protocol/inventory.js";
 import type { FleetModelEntry, ModelList } from "../protocol/models.js";
+import { REGISTRY_PATHS } from "../protocol/paths.js";
 import type { RegistryEvent, StatusResponse } from "../protocol/registry.js";
 import { expandHome } from "../core/paths.js";
 import type { ClientKey } from "./auth/client-keys.js";
 import { ClientKeys, keyAllows } from "./auth/client-keys.js";
 import { RateLimiter } from "./auth/rate-limiter.js";
 import type { GatewayConfig } from "./config/gateway-config.js";
-import { leaseSeconds } from "./config/gateway-config.js";
+import { leaseSeconds, minMessageIntervalS } from "./config/gateway-config.js";
 import { HttpCommandTransport } from "./commands/command-transport.js";
 import { NodeCommands } from "./commands/node-commands.js";
 import { Forwarder } from "./forwarding/forwarder.js";
 import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
-import type { Access, GatewayApi } from "./http/gateway-api.js";
+import type { Access, GatewayApi, RequestEnd } from "./http/gateway-api.js";
 import { GATEWAY_ROUTES } from "./http/gateway-routes.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
+import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { NodeIdentities } from "./registry/node-identities.js";
 import { RegistryService } from "./registry/registry-service.js";
-import { fleetModels } from "./router/route-picker.js";
+import type { RegistryMessage } from "./registry/registry-service.js";
+import { fleetModels, offers } from "./router/route-picker.js";
 import { WakeableEntries } from "./wakeable/wakeable-entries.js";
-import { MIB } from "../core/units.js";
+import { KIB, MIB } from "../core/units.js";
 
 export interface GatewayOptions {
   /** The live state of the process this gateway runs in (`rolemesh up`: its local agent). */
@@ -44,6 +47,15 @@ const SWEEP_INTERVAL_MS = 1000;
 /** Unread event bytes the gateway holds for one `/api/events` reader before it cuts it off. */
 const EVENT_BACKLOG_LIMIT_BYTES = 4 * MIB;
 
+/** When a console refused at `max_event_clients` may try again. */
+const EVENT_CLIENT_RETRY_S = 5;
+
+/**
+ * Node ids whose secret is kept, per live node allowed: room for every live node and as many
+ * that left (the binding of a node that is not live protects nothing, see NodeIdentities).
+ */
+const IDENTITIES_PER_NODE = 2;
+
 /**
  * The gateway (SPEC §7.2–7.4): the registry of live nodes, routing of OpenAI requests by model
  * id or role, status and events for the console, client keys and the admin API.
@@ -52,6 +64,7 @@ export class Gateway implements GatewayApi {
   readonly config: GatewayConfig;
   readonly log: Logger;
   readonly maxBodyBytes: number;
+  readonly maxDescriptorBytes: number;
   /** The live nodes; `registry` (the GatewayApi one) answers agents' messages to it. */
   readonly nodes: NodeRegistry;
   readonly registry: RegistryService;
@@ -60,6 +73,7 @@ export class Gateway implements GatewayApi {
   readonly wakeable: WakeableEntries;
   readonly commands: NodeCommands;
   readonly rateLimiter = new RateLimiter();
+  readonly metrics: GatewayMetrics;
   readonly startedAt = new Date();
   readonly #server: Server;
   readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
@@ -87,20 +101,33 @@ export class Gateway implements GatewayApi {
     this.#localState = options.localState ?? (() => "client");
     this.#announcedState = this.#localState();
     this.maxBodyBytes = config.max_body_mb * MIB;
+    this.maxDescriptorBytes = config.max_descriptor_kb * KIB;
     this.nodes = new NodeRegistry({
       leaseMs: leaseSeconds(config) * 1000,
       sweepIntervalMs: SWEEP_INTERVAL_MS,
+      maxTombstones: config.max_nodes,
     });
+    const metrics = new GatewayMetrics({
+      nodes: this.nodes,
+      maxNodes: config.max_nodes,
+      eventClients: () => this.#events.size,
+    });
+    this.metrics = metrics;
     this.registry = new RegistryService({
       registry: this.nodes,
       identities: parts.identities,
       terms: { heartbeat_interval_s: config.heartbeat_interval_s, lease_s: leaseSeconds(config) },
       allowPublicAgentUrls: config.allow_public_agent_urls,
+      maxNodes: config.max_nodes,
+      minMessageIntervalS: minMessageIntervalS(config),
+      observe: (message, outcome) => metrics.observeRegistryMessage(message, outcome),
       log,
     });
     this.forwarder = new Forwarder(this.nodes, {
       maxAttempts: config.max_attempts,
       requestTimeoutMs: config.request_timeout_s * 1000,
+      firstByteTimeoutMs: config.first_byte_timeout_s * 1000,
+      onAttempt: (nodeId, outcome) => metrics.observeAttempt(nodeId, outcome),
       log,
     });
     this.commands = new NodeCommands(
@@ -156,7 +183,11 @@ export class Gateway implements GatewayApi {
     const stateDir = expandHome(config.state_dir);
     const keys = await ClientKeys.open(stateDir, config.api_keys);
     const wakeable = await WakeableEntries.open(stateDir, config.wakeable);
-    const identities = await NodeIdentities.open(stateDir, log);
+    const identities = await NodeIdentities.open(
+      stateDir,
+      IDENTITIES_PER_NODE * config.max_nodes,
+      log,
+    );
     const console = await ConsoleAssets.load();
     if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
     const gateway = new Gateway(config, log, { keys, wakeable, console, identities }, options);
@@ -233,8 +264,32 @@ export class Gateway implements GatewayApi {
     return "anonymous (loopback, no admin_key)";
   }
 
-  /** Keeps an SSE client of `/api/events` until it leaves. */
+  /**
+   * Counts one OpenAI request in the metrics: under the name asked for only if the fleet
+   * offers it, and under its client key's name if it came with one.
+   */
+  observeRequest(req: IncomingMessage, end: RequestEnd): void {
+    const { name } = end;
+    this.metrics.observeRequest({
+      ...end,
+      model: name !== undefined && offers(this.nodes.live(), name) ? name : "",
+      key: this.#clientKeyOf.get(req)?.name,
+    });
+  }
+
+  /**
+   * Keeps an SSE client of `/api/events` until it leaves; beyond `max_event_clients` open
+   * streams, 503 with `Retry-After` (as nginx's `limit_conn`), since each may hold a backlog.
+   */
   addEventClient(res: ServerResponse): void {
+    if (this.#events.size >= this.config.max_event_clients) {
+      this.metrics.eventClientRefused();
+      throw new RoleMeshError(
+        "queue_full",
+        `the gateway already streams events to max_event_clients (${this.config.max_event_clients}) clients`,
+        { retryAfterS: EVENT_CLIENT_RETRY_S },
+      );
+    }
     this.#events.add(res);
     res.once("close", () => this.#events.delete(res));
   }
@@ -279,6 +334,8 @@ export class Gateway implements GatewayApi {
     switch (route.access) {
       case "join":
         if (this.config.join_token && !secretsEqual(presented, this.config.join_token)) {
+          const message = registryMessage(route.path);
+          if (message) this.metrics.observeRegistryMessage(message, "invalid_api_key");
           throw new RoleMeshError("invalid_api_key", "missing or wrong join token");
         }
         return;
@@ -322,4 +379,10 @@ export class Gateway implements GatewayApi {
       throw new RoleMeshError("invalid_api_key", "missing or wrong admin key");
     }
   }
+}
+
+/** The registry message a route receives, if it is a registry route. */
+function registryMessage(path: string): RegistryMessage | undefined {
+  const messages = Object.keys(REGISTRY_PATHS) as RegistryMessage[];
+  return messages.find((message) => REGISTRY_PATHS[message] === path);
 }

@@ -73,6 +73,12 @@ export interface QueueInfo {
   limit: number;
 }
 
+/**
+ * Longest server output line kept in a log tail, in characters: tails travel in every
+ * heartbeat, whose size the gateway bounds. The agent's own log keeps whole lines.
+ */
+export const LOG_LINE_MAX_CHARS = 512;
+
 export interface DeviceInventory {
   ref: DeviceRef;
   metrics: DeviceMetrics | null;

@@ -86,6 +86,19 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
   return launch("agent", config, stateDir, options, "node agent listening");
 }
 
+/** The flags that make an agent register with `gateway`: its join token, heartbeat interval. */
+export function joinArgs(
+  gateway: AgentProcess,
+  options: { joinToken?: string; heartbeatS?: number } = {},
+): string[] {
+  return [
+    "--dispatcher-url",
+    gateway.url,
+    ...(options.joinToken ? ["--join-token", options.joinToken] : []),
+    ...(options.heartbeatS ? ["--heartbeat-interval", String(options.heartbeatS)] : []),
+  ];
+}
+
 /** Starts `rolemesh gateway` (on a free port unless the config names one). */
 export async function startGateway(options: LaunchOptions): Promise<AgentProcess> {
   const stateDir = options.stateDir ?? (await tempDir());

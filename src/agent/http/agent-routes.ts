@@ -1,4 +1,5 @@
 import { clientSignal } from "../../core/http/client-signal.js";
+import { reportProcessing } from "../../core/http/processing.js";
 import { parseJsonObject, readBody, readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import type { RequestContext, RouteSpec } from "../../core/http/route-table.js";
@@ -66,6 +67,8 @@ async function serveOpenAI(
   { req, res }: RequestContext,
 ): Promise<void> {
   const request = agent.inference.begin(endpoint, res);
+  // Queued, loading a model or generating an unstreamed answer, it sends nothing for a while.
+  reportProcessing(req, res);
   const raw = await readBody(req, agent.maxBodyBytes);
   const { model } = checkOpenAIRequest(endpoint, parseJsonObject(raw));
   await request.serve(raw, model);

@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ServerState } from "../../protocol/inventory.js";
 import type { Device } from "../scheduler/device.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import { REQUEST_DURATION_BUCKETS } from "../../core/metrics.js";
 import { MIB } from "../../core/units.js";
 
 const SERVER_STATES: ServerState[] = ["stopped", "starting", "ready", "stopping", "failed"];
@@ -113,7 +114,7 @@ export class AgentMetrics {
       name: "rolemesh_request_duration_seconds",
       help: "Time from receiving a request to its last byte.",
       labelNames: ["endpoint", "model"],
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      buckets: REQUEST_DURATION_BUCKETS,
       registers,
     });
     this.#firstToken = new Histogram({

@@ -11,6 +11,7 @@ import type {
   ServerInfo,
   ServerState,
 } from "../../protocol/inventory.js";
+import { LOG_LINE_MAX_CHARS } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import type { Engine } from "../engines/engine.js";
 import type { PidRecords } from "./pid-records.js";
@@ -365,7 +366,8 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   }
 
   #onOutput(log: Logger, stream: "stdout" | "stderr", line: string): void {
-    this.#logTail.push(line);
+    // The tail travels in heartbeats; the agent's log below keeps the whole line.
+    this.#logTail.push(line.length > LOG_LINE_MAX_CHARS ? clip(line) : line);
     const limit = this.#options.logTailLines ?? 200;
     if (this.#logTail.length > limit) this.#logTail.splice(0, this.#logTail.length - limit);
     log.info({ src: "server", stream }, line);
@@ -457,4 +459,9 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       { retryAfterS: Math.max(1, Math.min(30, timeoutMs / 2000)) },
     );
   }
+}
+
+/** A line cut to LOG_LINE_MAX_CHARS, the cut marked. */
+function clip(line: string): string {
+  return `${line.slice(0, LOG_LINE_MAX_CHARS - 1)}…`;
 }

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { Pool, request } from "undici";
 import { RoleMeshError } from "../errors.js";
 import { relay, UpstreamUnreachableError } from "./relay.js";
+import type { RelayOptions } from "./relay.js";
 
 /** An upstream that takes connections and does `onRequest` when a request's bytes arrive. */
 async function rawUpstream(onRequest: (socket: Socket) => void): Promise<TcpServer> {
@@ -21,11 +22,14 @@ async function rawUpstream(onRequest: (socket: Socket) => void): Promise<TcpServ
 
 const portOf = (server: { address(): unknown }) => (server.address() as AddressInfo).port;
 
+/** The relay's limits a test sets; five seconds for the whole exchange unless told. */
+type Limits = Partial<Pick<RelayOptions, "deadlineMs" | "firstByteTimeoutMs">>;
+
 /**
- * What `relay` throws for one client request relayed to `upstreamPort`; it also fails the test
- * if the relay had started the client's answer by then (a thrown failure must leave it unsent).
+ * Relays one client request to `upstreamPort`: what the client got, what `relay` threw, and
+ * whether the client's answer had started when it threw.
  */
-async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<unknown> {
+async function relayOnce(upstreamPort: number, limits: Limits = {}) {
   const pool = new Pool(`http://127.0.0.1:${upstreamPort}`);
   let thrown: unknown = "nothing thrown";
   let headersSent = false;
@@ -36,7 +40,8 @@ async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<un
       body: Buffer.from('{"model":"m","messages":[]}'),
       res,
       signal: new AbortController().signal,
-      deadlineMs,
+      deadlineMs: 5000,
+      ...limits,
     })
       .catch((err: unknown) => {
         thrown = err;
@@ -47,11 +52,20 @@ async function relayFailure(upstreamPort: number, deadlineMs = 5000): Promise<un
   front.listen(0, "127.0.0.1");
   await once(front, "listening");
   try {
-    await (await request(`http://127.0.0.1:${portOf(front)}/`)).body.dump();
+    const answer = await request(`http://127.0.0.1:${portOf(front)}/`);
+    return { status: answer.statusCode, text: await answer.body.text(), thrown, headersSent };
   } finally {
     front.close();
     await pool.destroy();
   }
+}
+
+/**
+ * What `relay` throws for one client request relayed to `upstreamPort`; it also fails the test
+ * if the relay had started the client's answer by then (a thrown failure must leave it unsent).
+ */
+async function relayFailure(upstreamPort: number, limits: Limits = {}): Promise<unknown> {
+  const { thrown, headersSent } = await relayOnce(upstreamPort, limits);
   assert.equal(headersSent, false, "the client's answer was started before the relay failed");
   return thrown;
 }
@@ -99,12 +113,43 @@ test(
 
 test("a deadline that passes before any answer is final: upstream_error, not unreachable", async () => {
   const upstream = await rawUpstream(() => undefined); // takes the request, never answers
-  const err = await relayFailure(portOf(upstream), 200);
+  const err = await relayFailure(portOf(upstream), { deadlineMs: 200 });
   upstream.close();
   assert.ok(err instanceof RoleMeshError, String(err));
   assert.ok(!(err instanceof UpstreamUnreachableError), "a hung upstream is not a gone one");
   assert.equal(err.code, "upstream_error");
   assert.match(err.message, /no complete answer within 0.2 s/);
+});
+
+test("an upstream silent past the first-byte timeout is taken for gone: the request may go elsewhere", async () => {
+  const upstream = await rawUpstream(() => undefined); // takes the request, never answers
+  const err = await relayFailure(portOf(upstream), { firstByteTimeoutMs: 200 });
+  upstream.close();
+  // It may have acted on the request: only a caller that may repeat it sends it again.
+  assertUnreachable(err, false);
+  assert.match((err as Error).message, /nothing within 0.2 s/);
+});
+
+test("interim 102 responses show the upstream is working: the first-byte wait starts again", async () => {
+  const upstream = await rawUpstream((socket) => {
+    // A second of progress reports, each well inside the timeout, before the answer.
+    let reports = 0;
+    const timer = setInterval(() => {
+      if (++reports <= 10) {
+        socket.write("HTTP/1.1 102 Processing\r\n\r\n");
+        return;
+      }
+      clearInterval(timer);
+      socket.end(
+        'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}',
+      );
+    }, 100);
+  });
+  const answer = await relayOnce(portOf(upstream), { firstByteTimeoutMs: 400 });
+  upstream.close();
+  assert.equal(answer.thrown, "nothing thrown", String(answer.thrown));
+  assert.equal(answer.status, 200);
+  assert.equal(answer.text, '{"ok":true}');
 });
 
 test("an upstream that answers HTML is an upstream_error: nothing of it reaches the client", async () => {

@@ -14,6 +14,12 @@ export interface RelayOptions {
   signal: AbortSignal;
   /** The whole exchange must end within this many ms, else it fails as `upstream_error`. */
   deadlineMs: number;
+  /**
+   * The upstream's first body byte must come within this many ms, each interim (1xx) response
+   * starting the wait again; else the request fails as unanswered (`UpstreamUnreachableError`)
+   * and may go elsewhere. No such limit when undefined.
+   */
+  firstByteTimeoutMs?: number;
   /** Extra response headers, e.g. which node answered. */
   responseHeaders?: Record<string, string>;
   /** Extra request headers, e.g. the upstream's own bearer token. */
@@ -38,46 +44,85 @@ const SSE_BOUNDARY = "\n\n";
  * with a final SSE `error` event, and any other response by closing the connection.
  */
 export async function relay(options: RelayOptions): Promise<RelayResult> {
-  // undici's own timeouts are off (a long generation is normal); this deadline is ours. One
-  // controller and one timer, both released when the relay ends (AbortSignal.timeout would
-  // keep a timer per request for the whole deadline).
-  const controller = new AbortController();
-  const deadline = { passed: false };
-  const timer = setTimeout(() => {
-    deadline.passed = true;
-    controller.abort();
-  }, options.deadlineMs);
-  const onClientGone = () => controller.abort();
+  const clock = new RelayClock(options.deadlineMs, options.firstByteTimeoutMs);
+  const onClientGone = () => clock.controller.abort();
   options.signal.addEventListener("abort", onClientGone, { once: true });
-  if (options.signal.aborted) controller.abort();
+  if (options.signal.aborted) clock.controller.abort();
   try {
-    return await relayUntil(options, controller.signal, deadline);
+    return await relayUntil(options, clock);
   } finally {
-    clearTimeout(timer);
     options.signal.removeEventListener("abort", onClientGone);
     // However the relay ended (a throw while answering the client included), the upstream
     // request ends with it, so the server never generates for nobody.
-    controller.abort();
+    clock.stop();
   }
 }
 
-async function relayUntil(
-  options: RelayOptions,
-  signal: AbortSignal,
-  deadline: { passed: boolean },
-): Promise<RelayResult> {
+/**
+ * A relay's two limits, each aborting `controller` when it passes: the deadline of the whole
+ * exchange, and the wait for the first body byte. undici's own timeouts are off (a long
+ * generation is normal); these are ours. Plain timers, released when the relay ends
+ * (AbortSignal.timeout would keep one per request for the whole deadline).
+ */
+class RelayClock {
+  readonly controller = new AbortController();
+  deadlinePassed = false;
+  /** The upstream sent nothing within the first-byte timeout. */
+  silent = false;
+  readonly #deadline: NodeJS.Timeout;
+  readonly #firstByte: NodeJS.Timeout | undefined;
+
+  constructor(deadlineMs: number, firstByteTimeoutMs: number | undefined) {
+    this.#deadline = setTimeout(() => {
+      this.deadlinePassed = true;
+      this.controller.abort();
+    }, deadlineMs);
+    if (firstByteTimeoutMs !== undefined) {
+      this.#firstByte = setTimeout(() => {
+        this.silent = true;
+        this.controller.abort();
+      }, firstByteTimeoutMs);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** An interim response: the upstream is working on the request, the wait starts again. */
+  progressed(): void {
+    if (!this.silent) this.#firstByte?.refresh();
+  }
+
+  firstByteArrived(): void {
+    clearTimeout(this.#firstByte);
+  }
+
+  stop(): void {
+    clearTimeout(this.#deadline);
+    clearTimeout(this.#firstByte);
+    this.controller.abort();
+  }
+}
+
+async function relayUntil(options: RelayOptions, clock: RelayClock): Promise<RelayResult> {
   const { res } = options;
+  const { signal } = clock;
   const clientGone = options.signal;
+  const seconds = (ms = 0) => Math.round(ms / 100) / 10;
   const failure = (err: unknown) =>
-    deadline.passed
-      ? `no complete answer within ${Math.round(options.deadlineMs / 100) / 10} s`
-      : describe(err);
+    clock.deadlinePassed
+      ? `no complete answer within ${seconds(options.deadlineMs)} s`
+      : clock.silent
+        ? `nothing within ${seconds(options.firstByteTimeoutMs)} s`
+        : describe(err);
   // Until the client has a byte, a failure is thrown: the caller answers it or tries elsewhere.
   const unanswered = (err: unknown, what: string): RoleMeshError | undefined => {
     if (clientGone.aborted) return undefined;
     // A deadline that passed spent the client's whole budget: the upstream is slow or hung,
     // not gone, so this is final — retrying would only make the client wait twice as long.
-    if (deadline.passed) {
+    // The first-byte timeout is per try (Envoy's per_try_timeout): silence is taken for gone.
+    if (clock.deadlinePassed) {
       return new RoleMeshError("upstream_error", `${what}: ${failure(err)}`, { cause: err });
     }
     return new UpstreamUnreachableError(`${what}: ${failure(err)}`, { cause: err });
@@ -94,6 +139,7 @@ async function relayUntil(
       },
       body: options.body,
       signal,
+      onInfo: () => clock.progressed(),
     });
   } catch (err) {
     const error = unanswered(err, "the upstream did not answer");
@@ -113,6 +159,7 @@ async function relayUntil(
   let next: IteratorResult<Buffer>;
   try {
     next = await chunks.next();
+    clock.firstByteArrived();
   } catch (err) {
     const error = unanswered(err, "the upstream closed before its answer");
     if (!error) return { status: 499, complete: false };
@@ -171,8 +218,9 @@ async function relayUntil(
 }
 
 /**
- * Failed before any answer: connection refused or reset. Nothing reached the client yet and
- * the deadline has not passed, so a caller may try another upstream.
+ * Failed before any answer: connection refused or reset, or nothing at all within the
+ * first-byte timeout. Nothing reached the client yet and the deadline has not passed, so a
+ * caller may try another upstream.
  */
 export class UpstreamUnreachableError extends RoleMeshError {
   override readonly name = "UpstreamUnreachableError";

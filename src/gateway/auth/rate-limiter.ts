@@ -1,6 +1,6 @@
 /**
- * Requests-per-minute limits per client key: a token bucket that holds a minute's worth and
- * refills continuously, so a key may burst up to its limit and then goes at its rate.
+ * Per-name rate limits: a token bucket that holds `burst` requests (a minute's worth unless
+ * told otherwise) and refills continuously, so a name may burst and then goes at its rate.
  */
 export class RateLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
@@ -11,12 +11,13 @@ export class RateLimiter {
   take(
     name: string,
     perMinute: number,
+    burst = perMinute,
   ): { allowed: true } | { allowed: false; retryAfterS: number } {
     if (perMinute <= 0) return { allowed: true };
     const now = this.now();
     const ratePerMs = perMinute / 60_000;
-    const bucket = this.#buckets.get(name) ?? { tokens: perMinute, at: now };
-    bucket.tokens = Math.min(perMinute, bucket.tokens + (now - bucket.at) * ratePerMs);
+    const bucket = this.#buckets.get(name) ?? { tokens: burst, at: now };
+    bucket.tokens = Math.min(burst, bucket.tokens + (now - bucket.at) * ratePerMs);
     bucket.at = now;
     this.#buckets.set(name, bucket);
     if (bucket.tokens >= 1) {
@@ -24,5 +25,10 @@ export class RateLimiter {
       return { allowed: true };
     }
     return { allowed: false, retryAfterS: Math.ceil((1 - bucket.tokens) / ratePerMs / 1000) };
+  }
+
+  /** Drops `name`'s bucket (a name that is gone); it starts full if it comes back. */
+  forget(name: string): void {
+    this.#buckets.delete(name);
   }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createLogger } from "../../core/logger.js";
-import type { RegisterRequest } from "../../protocol/registry.js";
+import { playedNode } from "../../../test/helpers/played-node.js";
 import { NodeRegistry } from "../registry/node-registry.js";
 import type { CommandTransport } from "./command-transport.js";
 import { NodeCommands, REMEMBERED_OPERATIONS } from "./node-commands.js";
@@ -24,17 +24,7 @@ class RecordingTransport implements CommandTransport {
 
 test("the operation-to-node map is bounded; a forgotten operation is found by asking", async () => {
   const registry = new NodeRegistry({ leaseMs: 60_000 });
-  registry.register({
-    node_id: "a",
-    hostname: "h",
-    agent_url: "http://127.0.0.1:9/",
-    version: "0",
-    capabilities: {} as RegisterRequest["capabilities"],
-    labels: {},
-    snapshot: { state: "standby", devices: [], models: [] },
-    started_at: 1,
-    sequence: 1,
-  });
+  registry.register(playedNode("a", 1));
   const transport = new RecordingTransport();
   const commands = new NodeCommands(registry, transport, createLogger("silent"));
   const install = { model_id: "m", url: "http://127.0.0.1:9/m.gguf" };

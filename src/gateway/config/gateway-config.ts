@@ -2,7 +2,11 @@ import { z } from "zod";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
+import { PROCESSING_INTERVAL_MS } from "../../protocol/processing.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
+
+/** Three missed progress reports: one late report is not a frozen node. */
+const MIN_FIRST_BYTE_TIMEOUT_S = (3 * PROCESSING_INTERVAL_MS) / 1000;
 
 /** A static client key from the config (SPEC §2.1 `api_keys`). */
 export const StaticKeySchema = z.strictObject({
@@ -28,6 +32,18 @@ export const GatewayConfigSchema = z
     lease_s: z.number().min(0).default(0),
     max_attempts: z.int().min(1).default(3),
     request_timeout_s: z.number().positive().default(600),
+    /**
+     * A node that sends nothing for this long before its answer starts is taken for frozen and
+     * the request tried on another. Agents report progress while a request waits, so a slow
+     * cold load or a long answer never reaches it. 0 = no limit.
+     */
+    first_byte_timeout_s: z
+      .number()
+      .refine(
+        (s) => s === 0 || s >= MIN_FIRST_BYTE_TIMEOUT_S,
+        `0 (no limit) or at least ${MIN_FIRST_BYTE_TIMEOUT_S} s: agents report progress every ${PROCESSING_INTERVAL_MS / 1000} s`,
+      )
+      .default(30),
     nats_url: z.string().default(""),
     /** Capacity that can be woken (SPEC §11); shown apart, never routed to. */
     wakeable: z.array(WakeableEntrySchema).default([]),
@@ -37,6 +53,17 @@ export const GatewayConfigSchema = z
     allow_public_agent_urls: z.boolean().default(false),
     /** Largest request body accepted, in MiB. */
     max_body_mb: z.number().positive().default(8),
+    /** Largest register or heartbeat body accepted, in KiB: a descriptor, not a prompt. */
+    max_descriptor_kb: z.int().positive().default(256),
+    /** Live nodes the registry holds; a registration beyond them is refused (409). */
+    max_nodes: z.int().positive().default(1000),
+    /**
+     * The shortest average gap between one node's register and heartbeat messages, after a
+     * burst (at most half of `heartbeat_interval_s`); faster ones get 429. 0: no limit.
+     */
+    heartbeat_min_interval_s: z.number().min(0).default(1),
+    /** Concurrent `/api/events` streams; one more gets 503 with Retry-After. */
+    max_event_clients: z.int().positive().default(64),
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default("info"),
@@ -57,6 +84,15 @@ export const GatewayConfigSchema = z
   });
 
 export type GatewayConfig = z.output<typeof GatewayConfigSchema>;
+
+/**
+ * The shortest average gap between one node's registry messages: `heartbeat_min_interval_s`,
+ * but never more than half the heartbeat interval, so a node that keeps to its interval (and
+ * sends a nudge in between) is never refused. 0 = no limit.
+ */
+export function minMessageIntervalS(config: GatewayConfig): number {
+  return Math.min(config.heartbeat_min_interval_s, config.heartbeat_interval_s / 2);
+}
 
 /** The lease after which a silent node leaves routing: `lease_s`, or three heartbeat intervals. */
 export function leaseSeconds(config: GatewayConfig): number {

@@ -1,9 +1,11 @@
 import type { ServerResponse } from "node:http";
 import { Pool } from "undici";
-import { RoleMeshError } from "../../core/errors.js";
+import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
+import type { RelayResult } from "../../core/proxy/relay.js";
+import { PROCESSING_HEADER } from "../../protocol/processing.js";
 import type { NodeRegistry } from "../registry/node-registry.js";
 import { rankNodes } from "../router/route-picker.js";
 
@@ -12,6 +14,16 @@ export interface ForwarderOptions {
   maxAttempts: number;
   /** The whole exchange with one node must end within this (`request_timeout_s`). */
   requestTimeoutMs: number;
+  /**
+   * A node that sends nothing for this long before its answer starts is given up on and the
+   * request tried on the next (`first_byte_timeout_s`); 0 = no limit.
+   */
+  firstByteTimeoutMs: number;
+  /**
+   * Told how each attempt on a node ended: `ok` (answered, or the client left), `upstream_error`
+   * (its answer broke off), `unreachable`, or the code of the error it answered.
+   */
+  onAttempt?(nodeId: string, outcome: string): void;
   log: Logger;
 }
 
@@ -27,9 +39,10 @@ export interface ForwardRequest {
 
 /**
  * Sends OpenAI requests to nodes (SPEC §7.3): ranks the nodes that serve the model or role and
- * tries them in turn while a node fails before any byte reached the client (unreachable, or
- * an error the table marks `elsewhere`), up to `maxAttempts`. It counts the requests it has in
- * flight to each node (ranking reads them) and keeps one connection pool per agent address.
+ * tries them in turn while a node fails before any byte reached the client (unreachable, silent
+ * past the first-byte timeout, gone from the registry, or an error the table marks
+ * `elsewhere`), up to `maxAttempts`. It counts the requests it has in flight to each node
+ * (ranking reads them) and keeps one connection pool per agent address.
  */
 export class Forwarder {
   readonly #registry: NodeRegistry;
@@ -40,9 +53,18 @@ export class Forwarder {
   constructor(registry: NodeRegistry, options: ForwarderOptions) {
     this.#registry = registry;
     this.#options = options;
+    // A node that left (lease expired, unreachable, deregistered) answers nothing more: its
+    // requests fail now, and those that received no byte yet go to another node.
+    registry.on("event", (event) => {
+      if (event.type === "node_removed") this.#dropUnusedPools("destroy");
+    });
   }
 
-  async forward(request: ForwardRequest, res: ServerResponse, signal: AbortSignal): Promise<void> {
+  async forward(
+    request: ForwardRequest,
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<RelayResult> {
     const { name } = request;
     const choices = rankNodes(this.#registry.live(), name, this.#turn++);
     if (choices.length === 0) {
@@ -50,28 +72,45 @@ export class Forwarder {
         param: "model",
       });
     }
+    const { firstByteTimeoutMs } = this.#options;
+    // Asked to, an agent shows it is working (queued, loading, generating), so silence is a
+    // frozen or cut-off node, not a slow answer.
+    const processing: Record<string, string> =
+      firstByteTimeoutMs > 0 ? { [PROCESSING_HEADER]: "1" } : {};
     let lastFailure: RoleMeshError | undefined;
     let everyNodeFull = true;
-    for (const { record, modelId } of choices.slice(0, this.#options.maxAttempts)) {
+    let attempts = 0;
+    for (const { record, modelId } of choices) {
+      if (attempts === this.#options.maxAttempts) break;
+      // A node that left while an earlier one was tried has no pool any more.
+      if (this.#registry.get(record.nodeId) !== record) continue;
+      attempts++;
       const body =
         modelId === name
           ? request.raw
           : Buffer.from(JSON.stringify({ ...request.body, model: modelId }));
       record.inFlight++;
       try {
-        await relay({
+        const result = await relay({
           upstream: this.#poolFor(record.agentUrl),
           path: request.endpoint,
           body,
           res,
           signal,
           deadlineMs: this.#options.requestTimeoutMs,
-          requestHeaders: record.authToken ? { authorization: `Bearer ${record.authToken}` } : {},
+          firstByteTimeoutMs: firstByteTimeoutMs > 0 ? firstByteTimeoutMs : undefined,
+          requestHeaders: {
+            ...processing,
+            ...(record.authToken ? { authorization: `Bearer ${record.authToken}` } : {}),
+          },
           responseHeaders: { "x-rolemesh-node": record.nodeId, "x-rolemesh-model": modelId },
         });
         this.#registry.connectSucceeded(record.nodeId);
-        return;
+        const broke = !result.complete && !signal.aborted;
+        this.#options.onAttempt?.(record.nodeId, broke ? "upstream_error" : "ok");
+        return result;
       } catch (err) {
+        this.#options.onAttempt?.(record.nodeId, attemptFailure(err));
         if (res.headersSent || !(err instanceof RoleMeshError)) throw err;
         const unreachable = err instanceof UpstreamUnreachableError;
         if (unreachable) this.#registry.connectFailed(record.nodeId);
@@ -97,22 +136,30 @@ export class Forwarder {
   }
 
   /**
-   * Closes the pools to agent addresses no live node has any more: nodes that left, or came
-   * back on another address. Requests still running through a pool finish first.
+   * Closes the pools to agent addresses no live node has any more: a node that registered
+   * again on another address. Requests still running through a pool finish first.
    */
   closeUnusedPools(): void {
-    if (this.#pools.size === 0) return;
-    const inUse = new Set(this.#registry.live().map((record) => record.agentUrl));
-    for (const [url, pool] of this.#pools) {
-      if (inUse.has(url)) continue;
-      this.#pools.delete(url);
-      pool.close().catch(() => undefined);
-    }
+    this.#dropUnusedPools("close");
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.#pools.values()].map((pool) => pool.destroy()));
     this.#pools.clear();
+  }
+
+  /**
+   * Ends the pools to agent addresses no live node has: `close` lets their requests finish,
+   * `destroy` fails them at once.
+   */
+  #dropUnusedPools(how: "close" | "destroy"): void {
+    if (this.#pools.size === 0) return;
+    const inUse = new Set(this.#registry.live().map((record) => record.agentUrl));
+    for (const [url, pool] of this.#pools) {
+      if (inUse.has(url)) continue;
+      this.#pools.delete(url);
+      pool[how]().catch(() => undefined);
+    }
   }
 
   /** A connection pool to an agent, made on first use. */
@@ -125,4 +172,9 @@ export class Forwarder {
     }
     return pool;
   }
+}
+
+/** The outcome of an attempt that threw, for `onAttempt`. */
+function attemptFailure(err: unknown): string {
+  return err instanceof UpstreamUnreachableError ? "unreachable" : toRoleMeshError(err).code;
 }

@@ -6,17 +6,24 @@ import type { WakeableStatus } from "../../protocol/wakeable.js";
 import type { ClientKeys } from "../auth/client-keys.js";
 import type { NodeCommands } from "../commands/node-commands.js";
 import type { Forwarder } from "../forwarding/forwarder.js";
+import type { GatewayMetrics, RequestRecord } from "../metrics/gateway-metrics.js";
 import type { RegistryService } from "../registry/registry-service.js";
 import type { WakeableEntries } from "../wakeable/wakeable-entries.js";
 
 /** Which credentials a gateway route needs. */
 export type Access = "join" | "client" | "read" | "admin";
 
+/** How an OpenAI request ended, as its route saw it; `name` is the model asked for, if read. */
+export type RequestEnd = Omit<RequestRecord, "model" | "key"> & { name: string | undefined };
+
 /** What the gateway's HTTP routes need of the gateway: they parse, call this, and answer. */
 export interface GatewayApi {
   readonly log: Logger;
   /** Largest OpenAI request body accepted (`max_body_mb`). */
   readonly maxBodyBytes: number;
+  /** Largest register or heartbeat body accepted (`max_descriptor_kb`). */
+  readonly maxDescriptorBytes: number;
+  readonly metrics: GatewayMetrics;
   readonly registry: RegistryService;
   readonly forwarder: Forwarder;
   readonly commands: NodeCommands;
@@ -30,6 +37,8 @@ export interface GatewayApi {
   admitClient(req: IncomingMessage, name: string): void;
   /** Who sent an admin request, for the log. */
   adminName(req: IncomingMessage): string;
-  /** Keeps an SSE client of `/api/events` until it leaves. */
+  /** Counts an OpenAI request that ended in the metrics. */
+  observeRequest(req: IncomingMessage, end: RequestEnd): void;
+  /** Keeps an SSE client of `/api/events` until it leaves; 503 `queue_full` when too many are open. */
   addEventClient(res: ServerResponse): void;
 }

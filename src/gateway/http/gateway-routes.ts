@@ -1,27 +1,26 @@
 import { z } from "zod";
-import { RoleMeshError } from "../../core/errors.js";
+import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
+import { sendMetrics } from "../../core/metrics.js";
 import { parseRequest } from "../../core/validation.js";
-import { clientSignal } from "../../core/http/client-signal.js";
+import { ClientGoneError, clientSignal } from "../../core/http/client-signal.js";
 import { parseJsonObject, readBody, readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import type { RequestContext, RouteSpec } from "../../core/http/route-table.js";
 import { checkOpenAIRequest, OPENAI_ENDPOINTS } from "../../core/proxy/openai-request.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
-import type {
-  DeregisterRequest,
-  HeartbeatRequest,
-  RegisterRequest,
-} from "../../protocol/registry.js";
 import { streamEvents } from "../../core/http/sse.js";
 import type { EventStream } from "../../core/http/sse.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import { REGISTRY_PATHS } from "../../protocol/paths.js";
-import { NODE_ID_PATTERN } from "../../protocol/registry.js";
+import {
+  DeregisterRequestSchema,
+  HeartbeatRequestSchema,
+  RegisterRequestSchema,
+} from "../../protocol/registry-schema.js";
+import type { RegistryMessage } from "../registry/registry-service.js";
 import type { Access, GatewayApi } from "./gateway-api.js";
 import { MIB } from "../../core/units.js";
 
-/** Registration bodies are descriptors, not prompts: a smaller limit is plenty. */
-const REGISTRY_BODY_LIMIT = 2 * MIB;
 type GatewayRoute = RouteSpec<GatewayApi, Access>;
 
 /** The gateway's HTTP API (SPEC §7.2, §7.3) as a route table: parse, call the gateway, answer. */
@@ -31,6 +30,13 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     path: "/healthz",
     public: true,
     handle: (_gateway, { res }) => sendJson(res, 200, { status: "ok" }),
+  },
+  {
+    // Per-key and per-node figures are the admin's: a Prometheus scraper presents the admin key.
+    method: "GET",
+    path: "/metrics",
+    access: "admin",
+    handle: (gateway, { res }) => sendMetrics(res, gateway.metrics.registry),
   },
   {
     method: "POST",
@@ -140,74 +146,81 @@ async function readJson<T>(ctx: RequestContext, limit: number, schema: z.ZodType
   return parseRequest(schema, parseJsonObject(await readBody(ctx.req, limit)));
 }
 
-// Descriptors are checked for the fields routing relies on; the rest is passed through as sent.
-const order = {
-  node_id: z.string().regex(NODE_ID_PATTERN, "letters, digits, . _ and - only, at most 64"),
-  started_at: z.number(),
-  sequence: z.int().min(0),
-};
-const snapshot = z.looseObject({
-  state: z.enum(["client", "standby", "loading", "serving"]),
-  devices: z.array(z.looseObject({ queue: z.looseObject({}), server: z.looseObject({}) })),
-  models: z.array(
-    z.looseObject({ id: z.string(), roles: z.array(z.string()), loaded_on: z.array(z.string()) }),
-  ),
-});
-const RegisterSchema = z.looseObject({
-  ...order,
-  hostname: z.string(),
-  agent_url: z.url({ protocol: /^https?$/ }),
-  version: z.string(),
-  capabilities: z.looseObject({}),
-  labels: z.record(z.string(), z.string()),
-  auth_token: z.string().optional(),
-  snapshot,
-}) as unknown as z.ZodType<RegisterRequest>;
-const HeartbeatSchema = z.looseObject({
-  ...order,
-  snapshot,
-}) as unknown as z.ZodType<HeartbeatRequest>;
-const DeregisterSchema = z.looseObject(order) as unknown as z.ZodType<DeregisterRequest>;
-
 async function register(gateway: GatewayApi, ctx: RequestContext): Promise<void> {
-  const request = await readJson(ctx, REGISTRY_BODY_LIMIT, RegisterSchema);
+  const request = await readDescriptor(gateway, ctx, "register", RegisterRequestSchema);
   sendJson(ctx.res, 200, gateway.registry.register(request, ctx.req.socket.remoteAddress));
 }
 
 async function heartbeat(gateway: GatewayApi, ctx: RequestContext): Promise<void> {
-  const request = await readJson(ctx, REGISTRY_BODY_LIMIT, HeartbeatSchema);
+  const request = await readDescriptor(gateway, ctx, "heartbeat", HeartbeatRequestSchema);
   sendJson(ctx.res, 200, gateway.registry.heartbeat(request));
 }
 
 async function deregister(gateway: GatewayApi, ctx: RequestContext): Promise<void> {
-  const request = await readJson(ctx, REGISTRY_BODY_LIMIT, DeregisterSchema);
+  const request = await readDescriptor(gateway, ctx, "deregister", DeregisterRequestSchema);
   sendJson(ctx.res, 200, gateway.registry.deregister(request));
 }
 
-/** An OpenAI request: read and check it, admit the client's key, hand it to the forwarder. */
+/**
+ * A registry message's body, within `max_descriptor_kb` and its schema (unknown fields
+ * dropped, every string and list bounded). A body refused here counts in the metrics as the
+ * registry's own refusals do.
+ */
+async function readDescriptor<T>(
+  gateway: GatewayApi,
+  ctx: RequestContext,
+  message: RegistryMessage,
+  schema: z.ZodType<T>,
+): Promise<T> {
+  try {
+    return await readJson(ctx, gateway.maxDescriptorBytes, schema);
+  } catch (err) {
+    gateway.metrics.observeRegistryMessage(message, toRoleMeshError(err).code);
+    throw err;
+  }
+}
+
+/**
+ * An OpenAI request: read and check it, admit the client's key, hand it to the forwarder;
+ * counted in the metrics however it ends.
+ */
 async function forward(
   gateway: GatewayApi,
   endpoint: OpenAIEndpoint,
   ctx: RequestContext,
 ): Promise<void> {
   const { req, res } = ctx;
-  const raw = await readBody(req, gateway.maxBodyBytes);
-  const body = parseJsonObject(raw);
-  const request = checkOpenAIRequest(endpoint, body);
-  if (!request.model)
-    throw new RoleMeshError("invalid_request", "'model' is required", { param: "model" });
-  gateway.admitClient(req, request.model);
-  await gateway.forwarder.forward(
-    { endpoint, name: request.model, raw, body },
-    res,
-    clientSignal(res),
-  );
+  const started = performance.now();
+  const signal = clientSignal(res);
+  let name: string | undefined;
+  let outcome = "ok";
+  try {
+    const raw = await readBody(req, gateway.maxBodyBytes);
+    const body = parseJsonObject(raw);
+    const request = checkOpenAIRequest(endpoint, body);
+    if (!request.model)
+      throw new RoleMeshError("invalid_request", "'model' is required", { param: "model" });
+    name = request.model;
+    gateway.admitClient(req, name);
+    const result = await gateway.forwarder.forward({ endpoint, name, raw, body }, res, signal);
+    if (!result.complete) outcome = signal.aborted ? "aborted" : "upstream_error";
+  } catch (err) {
+    outcome =
+      err instanceof ClientGoneError || signal.aborted ? "aborted" : toRoleMeshError(err).code;
+    throw err;
+  } finally {
+    const seconds = (performance.now() - started) / 1000;
+    gateway.observeRequest(req, { endpoint, name, outcome, seconds });
+  }
 }
 
-/** `GET /api/events`: the current status, then every registry change, as SSE. */
+/**
+ * `GET /api/events`: the current status, then every registry change, as SSE (503 when
+ * `max_event_clients` streams are open).
+ */
 function events(gateway: GatewayApi, { res }: RequestContext): void {
-  streamEvents(res).send({ type: "status", status: gateway.status() });
   gateway.addEventClient(res);
+  streamEvents(res).send({ type: "status", status: gateway.status() });
 }
 
 /**

@@ -1,24 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { RegisterRequest, RegistryEvent } from "../../protocol/registry.js";
+import type { RegistryEvent } from "../../protocol/registry.js";
+import { playedNode } from "../../../test/helpers/played-node.js";
 import { NodeRegistry } from "./node-registry.js";
 
-function registration(
-  nodeId: string,
-  order: { started_at: number; sequence: number },
-): RegisterRequest {
-  return {
-    node_id: nodeId,
-    hostname: "h",
-    agent_url: "http://127.0.0.1:9/",
-    version: "0",
-    capabilities: {} as RegisterRequest["capabilities"],
-    labels: {},
-    auth_token: "agent-secret",
-    snapshot: { state: "standby", devices: [], models: [] },
-    ...order,
-  };
-}
+const registration = (nodeId: string, order: { started_at: number; sequence: number }) =>
+  playedNode(nodeId, order.started_at, { sequence: order.sequence });
 
 test("a short blip never removes a node; a lease without heartbeats does", () => {
   let now = 0;
@@ -119,4 +106,16 @@ test("a re-registration keeps the record its in-flight requests count on", () =>
   registry.register(registration("n", { started_at: 2, sequence: 1 })); // the agent restarted
   counted.inFlight--; // and comes back
   assert.equal(registry.get("n")?.inFlight, 0);
+});
+
+test("removed nodes are remembered up to maxTombstones, the oldest forgotten first", () => {
+  const registry = new NodeRegistry({ leaseMs: 3000, maxTombstones: 2 });
+  for (const nodeId of ["a", "b", "c"]) {
+    registry.register(registration(nodeId, { started_at: 10, sequence: 1 }));
+    registry.deregister({ node_id: nodeId, started_at: 10, sequence: 2 });
+  }
+  // "a" left first and is forgotten: its replayed registration is taken as new.
+  assert.equal(registry.register(registration("a", { started_at: 10, sequence: 1 })), true);
+  assert.equal(registry.register(registration("c", { started_at: 10, sequence: 1 })), false);
+  assert.equal(registry.size, 1);
 });

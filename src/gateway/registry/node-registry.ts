@@ -37,6 +37,8 @@ export interface NodeRegistryOptions {
   maxConnectFailures?: number;
   /** How often `sweep()` is called; a longer gap means the gateway itself was not running. */
   sweepIntervalMs?: number;
+  /** Removed nodes remembered at most (the oldest is forgotten first). */
+  maxTombstones?: number;
   now?: () => number;
 }
 
@@ -46,7 +48,10 @@ export interface NodeRegistryEvents {
 
 export type HeartbeatOutcome = "accepted" | "stale" | "unknown";
 
-/** How long the order of a removed node is remembered, to refuse replays of its messages. */
+/**
+ * How long the order of a removed node is remembered, to refuse replays of its messages. A
+ * forgotten one costs little: a replayed registration of it is a node that lapses with its lease.
+ */
 const TOMBSTONE_MS = 10 * 60_000;
 
 /**
@@ -63,12 +68,23 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
 
   constructor(options: NodeRegistryOptions) {
     super();
-    this.#options = { maxConnectFailures: 3, sweepIntervalMs: 1000, now: Date.now, ...options };
+    this.#options = {
+      maxConnectFailures: 3,
+      sweepIntervalMs: 1000,
+      maxTombstones: 1000,
+      now: Date.now,
+      ...options,
+    };
     this.#lastSweep = this.#options.now();
   }
 
   get leaseMs(): number {
     return this.#options.leaseMs;
+  }
+
+  /** Live nodes. */
+  get size(): number {
+    return this.#nodes.size;
   }
 
   /** Stores or refreshes a node. Returns false when the message was stale and ignored. */
@@ -125,7 +141,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
     const record = this.#nodes.get(nodeId);
     if (!record) return;
     this.#nodes.delete(nodeId);
-    this.#tombstones.set(nodeId, { order: record.order, at: this.#options.now() });
+    this.#remember(nodeId, record.order);
     this.#emit({ type: "node_removed", node_id: nodeId, reason });
   }
 
@@ -190,6 +206,15 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       last_seen: new Date(record.lastSeen).toISOString(),
       gateway_in_flight: record.inFlight,
     };
+  }
+
+  /** Keeps a removed node's order (a live node has none); the oldest go beyond `maxTombstones`. */
+  #remember(nodeId: string, order: MessageOrder): void {
+    this.#tombstones.set(nodeId, { order, at: this.#options.now() });
+    for (const oldest of this.#tombstones.keys()) {
+      if (this.#tombstones.size <= this.#options.maxTombstones) break;
+      this.#tombstones.delete(oldest);
+    }
   }
 
   #emit(event: RegistryEvent): void {

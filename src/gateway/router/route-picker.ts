@@ -44,6 +44,11 @@ export function rankNodes(nodes: readonly NodeRecord[], name: string, turn: numb
   return rotated.map(({ choice }) => ({ record: choice.record, modelId: choice.modelId }));
 }
 
+/** True when a node serves `name`, as a model id or a role. */
+export function offers(nodes: readonly NodeRecord[], name: string): boolean {
+  return nodes.some((record) => pickModel(record, name) !== undefined);
+}
+
 /** The node's model for `name`: that id, else a model with that role, loaded ones first. */
 function pickModel(record: NodeRecord, name: string): string | undefined {
   const models = record.snapshot.models;

@@ -8,11 +8,15 @@ import { stopAll } from "../bench/lib/cluster.js";
 import type { RunOptions, Scenario } from "./lib/scenario.js";
 import { agentKill } from "./scenarios/agent-kill.js";
 import { authEnumeration } from "./scenarios/auth-enumeration.js";
+import { diskFull } from "./scenarios/disk-full.js";
 import { engineKill } from "./scenarios/engine-kill.js";
 import { engineKillLoading } from "./scenarios/engine-kill-loading.js";
+import { frozenAgent } from "./scenarios/frozen-agent.js";
 import { gatewayRestart } from "./scenarios/gateway-restart.js";
 import { hostileInput } from "./scenarios/hostile-input.js";
+import { hungLoad } from "./scenarios/hung-load.js";
 import { hungUpstream } from "./scenarios/hung-upstream.js";
+import { identityConflict } from "./scenarios/identity-conflict.js";
 import { overload } from "./scenarios/overload.js";
 import { soak } from "./scenarios/soak.js";
 
@@ -26,6 +30,10 @@ const SCENARIOS: Scenario[] = [
   authEnumeration,
   soak,
   hostileInput,
+  hungLoad,
+  identityConflict,
+  diskFull,
+  frozenAgent,
 ];
 
 /** `90s`, `30m`, `2h` or a number of seconds. */

@@ -4,6 +4,7 @@
  * reach the gateway without waiting for the next heartbeat.
  */
 import assert from "node:assert/strict";
+import { basename } from "node:path";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -115,6 +116,32 @@ describe("gateway admin API and console", () => {
       "the gateway to see the node serving",
       5000,
     );
+  });
+
+  test("a client key reads the fleet without server output or model paths (issue 17 #12)", async () => {
+    const full = (await status()).peers[0]!;
+    const path = full.models[0]!.path;
+    assert.ok(full.devices[0]!.log_tail.length > 0, "the admin reads the server's output");
+    assert.equal(path, String(testModel("stories").path));
+    const asClient = { authorization: `Bearer ${CLIENT_KEY}` };
+    const read = (await (
+      await fetch(`${gateway.url}/api/status`, { headers: asClient })
+    ).json()) as StatusResponse;
+    assert.deepEqual(read.peers[0]!.devices[0]!.log_tail, []);
+    assert.equal(read.peers[0]!.models[0]!.path, basename(path));
+
+    const controller = new AbortController();
+    const events = await fetch(`${gateway.url}/api/events`, {
+      headers: asClient,
+      signal: controller.signal,
+    });
+    const reader = events.body!.getReader();
+    let text = "";
+    while (!text.includes("\n\n")) text += new TextDecoder().decode((await reader.read()).value);
+    controller.abort();
+    const first = JSON.parse(text.slice(6, text.indexOf("\n\n"))) as { status: StatusResponse };
+    assert.deepEqual(first.status.peers[0]!.devices[0]!.log_tail, []);
+    assert.ok(!text.includes(path), "no model path in the client's event stream");
   });
 
   test("drain refuses new requests until resume; the gateway shows it", async () => {

@@ -27,6 +27,8 @@ import { Forwarder } from "./forwarding/forwarder.js";
 import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
 import type { Access, GatewayApi, RequestEnd } from "./http/gateway-api.js";
 import { GATEWAY_ROUTES } from "./http/gateway-routes.js";
+import { eventFor, statusFor } from "./http/status-view.js";
+import type { StatusViewer } from "./http/status-view.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
 import { NodeIdentities } from "./registry/node-identities.js";
@@ -77,7 +79,10 @@ export class Gateway implements GatewayApi {
   readonly startedAt = new Date();
   readonly #server: Server;
   readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
-  readonly #events = new Set<ServerResponse>();
+  /** Open `/api/events` streams, each with what its reader may see. */
+  readonly #events = new Map<ServerResponse, StatusViewer>();
+  /** Requests of read routes that came with a client key, not the admin's. */
+  readonly #clientReaders = new WeakSet<IncomingMessage>();
   readonly #localState: () => LiveState;
   /** The local state last told to event clients, to announce changes. */
   #announcedState: LiveState;
@@ -281,7 +286,15 @@ export class Gateway implements GatewayApi {
    * Keeps an SSE client of `/api/events` until it leaves; beyond `max_event_clients` open
    * streams, 503 with `Retry-After` (as nginx's `limit_conn`), since each may hold a backlog.
    */
-  addEventClient(res: ServerResponse): void {
+  statusFor(req: IncomingMessage): StatusResponse {
+    return statusFor(this.status(), this.#viewerOf(req));
+  }
+
+  #viewerOf(req: IncomingMessage): StatusViewer {
+    return this.#clientReaders.has(req) ? "client" : "admin";
+  }
+
+  addEventClient(req: IncomingMessage, res: ServerResponse): void {
     if (this.#events.size >= this.config.max_event_clients) {
       this.metrics.eventClientRefused();
       throw new RoleMeshError(
@@ -290,15 +303,24 @@ export class Gateway implements GatewayApi {
         { retryAfterS: EVENT_CLIENT_RETRY_S },
       );
     }
-    this.#events.add(res);
+    this.#events.set(res, this.#viewerOf(req));
     res.once("close", () => this.#events.delete(res));
   }
 
   #broadcast(event: RegistryEvent): void {
     // Every heartbeat is an event: with no console open, skip serializing it.
     if (this.#events.size === 0) return;
-    const payload = sseEvent(event);
-    for (const client of this.#events) {
+    // Serialized once per kind of reader, and only for kinds that are listening.
+    const payloads = new Map<StatusViewer, string>();
+    const payloadFor = (viewer: StatusViewer) => {
+      let payload = payloads.get(viewer);
+      if (payload === undefined) {
+        payload = sseEvent(eventFor(event, viewer));
+        payloads.set(viewer, payload);
+      }
+      return payload;
+    };
+    for (const [client, viewer] of this.#events) {
       if (client.writableLength > EVENT_BACKLOG_LIMIT_BYTES) {
         // A reader that stopped reading (a frozen tab, a stuck script) would make the gateway
         // hold every later event for it. Cut it off; a console reconnects to a fresh status.
@@ -310,7 +332,7 @@ export class Gateway implements GatewayApi {
         client.destroy();
         continue;
       }
-      client.write(payload);
+      client.write(payloadFor(viewer));
     }
   }
 
@@ -320,7 +342,7 @@ export class Gateway implements GatewayApi {
 
   async shutdown(): Promise<void> {
     clearInterval(this.#sweeper);
-    for (const client of this.#events) client.end();
+    for (const client of this.#events.keys()) client.end();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     this.#server.closeAllConnections();
@@ -342,10 +364,14 @@ export class Gateway implements GatewayApi {
       case "admin":
         return this.#authorizeAdmin(presented);
       case "read":
-        // Status and events hold no secrets; once keys exist they need one (client or admin).
+        // Status and events hold no secrets; once keys exist they need one (client or admin),
+        // and a client key reads them without what only operators should (see statusFor).
         if (!this.keys.enabled && !this.config.admin_key) return;
         if (this.config.admin_key && secretsEqual(presented, this.config.admin_key)) return;
-        if (this.keys.authenticate(presented)) return;
+        if (this.keys.authenticate(presented)) {
+          this.#clientReaders.add(req);
+          return;
+        }
         throw new RoleMeshError("invalid_api_key", "a client key or the admin key is required");
       default: {
         if (!this.keys.enabled) return;

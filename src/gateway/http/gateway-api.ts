@@ -29,7 +29,10 @@ export interface GatewayApi {
   readonly commands: NodeCommands;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
+  /** The whole status, as the admin reads it. */
   status(): StatusResponse;
+  /** The status as the sender of `req` may read it: a client key sees no server output. */
+  statusFor(req: IncomingMessage): StatusResponse;
   /** Every model id and role live in the fleet (`GET /v1/models`). */
   models(): ModelList<FleetModelEntry>;
   wakeableStatus(): WakeableStatus[];
@@ -40,5 +43,5 @@ export interface GatewayApi {
   /** Counts an OpenAI request that ended in the metrics. */
   observeRequest(req: IncomingMessage, end: RequestEnd): void;
   /** Keeps an SSE client of `/api/events` until it leaves; 503 `queue_full` when too many are open. */
-  addEventClient(res: ServerResponse): void;
+  addEventClient(req: IncomingMessage, res: ServerResponse): void;
 }

@@ -72,7 +72,7 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     method: "GET",
     path: "/api/status",
     access: "read",
-    handle: (gateway, { res }) => sendJson(res, 200, gateway.status()),
+    handle: (gateway, { req, res }) => sendJson(res, 200, gateway.statusFor(req)),
   },
   {
     method: "GET",
@@ -218,9 +218,9 @@ async function forward(
  * `GET /api/events`: the current status, then every registry change, as SSE (503 when
  * `max_event_clients` streams are open).
  */
-function events(gateway: GatewayApi, { res }: RequestContext): void {
-  gateway.addEventClient(res);
-  streamEvents(res).send({ type: "status", status: gateway.status() });
+function events(gateway: GatewayApi, { req, res }: RequestContext): void {
+  gateway.addEventClient(req, res);
+  streamEvents(res).send({ type: "status", status: gateway.statusFor(req) });
 }
 
 /**

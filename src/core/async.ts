@@ -46,3 +46,42 @@ export async function waitFor<T>(
     if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }
+
+/**
+ * Counts work in progress so a shutdown can let it finish: `enter` for each piece (it hands
+ * back the matching `leave`), `idle` to wait until none is left.
+ */
+export class WorkInProgress {
+  #count = 0;
+  #idle: Deferred | undefined;
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Counts one piece of work; call the function it returns once, when the work ends. */
+  enter(): () => void {
+    this.#count++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      if (--this.#count === 0) this.#idle?.resolve();
+    };
+  }
+
+  /** Resolves true once no work is left, or false when `timeoutMs` passes first. */
+  async idle(timeoutMs: number): Promise<boolean> {
+    if (this.#count === 0) return true;
+    this.#idle ??= new Deferred();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.#idle.promise.then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { WorkInProgress } from "../core/async.js";
 import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
@@ -79,6 +80,10 @@ export class Gateway implements GatewayApi {
   readonly startedAt = new Date();
   readonly #server: Server;
   readonly #clientKeyOf = new WeakMap<IncomingMessage, ClientKey>();
+  /** OpenAI requests admitted and not finished: a shutdown lets them finish. */
+  readonly #requests = new WorkInProgress();
+  #stopping = false;
+  #shutdown: Promise<void> | undefined;
   /** Open `/api/events` streams, each with what its reader may see. */
   readonly #events = new Map<ServerResponse, StatusViewer>();
   /** Requests of read routes that came with a client key, not the admin's. */
@@ -340,11 +345,45 @@ export class Gateway implements GatewayApi {
     this.#broadcast({ type: "wakeable", wakeable: this.wakeableStatus() });
   }
 
-  async shutdown(): Promise<void> {
-    clearInterval(this.#sweeper);
+  /**
+   * Counts an OpenAI request as admitted work that a shutdown waits for; refused with 503
+   * `shutting_down` (a client or load balancer tries another gateway) once shutdown began.
+   */
+  admitRequest(): () => void {
+    if (this.#stopping) {
+      throw new RoleMeshError("shutting_down", "the gateway is shutting down", {
+        retryAfterS: 1,
+      });
+    }
+    return this.#requests.enter();
+  }
+
+  /**
+   * Stops accepting, lets admitted requests (streams included) finish for up to
+   * `shutdown_grace_s`, then closes every connection. Event streams, which never finish, end
+   * at once. Safe to call more than once.
+   */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#stop();
+    return this.#shutdown;
+  }
+
+  async #stop(): Promise<void> {
+    this.#stopping = true;
+    this.log.info(
+      { in_flight: this.#requests.count },
+      "shutting down: no new requests, waiting for admitted ones",
+    );
     for (const client of this.#events.keys()) client.end();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
+    if (!(await this.#requests.idle(this.config.shutdown_grace_s * 1000))) {
+      this.log.warn(
+        { in_flight: this.#requests.count },
+        "shutdown grace elapsed with requests still running; stopping anyway",
+      );
+    }
+    clearInterval(this.#sweeper);
     this.#server.closeAllConnections();
     await this.forwarder.close();
     await closed;

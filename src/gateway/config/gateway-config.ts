@@ -32,6 +32,8 @@ export const GatewayConfigSchema = z
     lease_s: z.number().min(0).default(0),
     max_attempts: z.int().min(1).default(3),
     request_timeout_s: z.number().positive().default(600),
+    /** On SIGTERM, how long admitted requests (streams included) may go on before they are cut. */
+    shutdown_grace_s: z.number().min(0).default(30),
     /**
      * A node that sends nothing for this long before its answer starts is taken for frozen and
      * the request tried on another. Agents report progress while a request waits, so a slow

@@ -40,6 +40,11 @@ export interface GatewayApi {
   admitClient(req: IncomingMessage, name: string): void;
   /** Who sent an admin request, for the log. */
   adminName(req: IncomingMessage): string;
+  /**
+   * Admits an OpenAI request as work a shutdown waits for (503 `shutting_down` once it began);
+   * call the function it returns when the request ends.
+   */
+  admitRequest(): () => void;
   /** Counts an OpenAI request that ended in the metrics. */
   observeRequest(req: IncomingMessage, end: RequestEnd): void;
   /** Keeps an SSE client of `/api/events` until it leaves; 503 `queue_full` when too many are open. */

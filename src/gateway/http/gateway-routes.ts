@@ -194,7 +194,9 @@ async function forward(
   const signal = clientSignal(res);
   let name: string | undefined;
   let outcome = "ok";
+  let leave: (() => void) | undefined;
   try {
+    leave = gateway.admitRequest();
     const raw = await readBody(req, gateway.maxBodyBytes);
     const body = parseJsonObject(raw);
     const request = checkOpenAIRequest(endpoint, body);
@@ -209,6 +211,7 @@ async function forward(
       err instanceof ClientGoneError || signal.aborted ? "aborted" : toRoleMeshError(err).code;
     throw err;
   } finally {
+    leave?.();
     const seconds = (performance.now() - started) / 1000;
     gateway.observeRequest(req, { endpoint, name, outcome, seconds });
   }

@@ -38,8 +38,13 @@ import { Registrar } from "./registration/registrar.js";
 import { ModelManager } from "./models/model-manager.js";
 import { Operations } from "./operations/operations.js";
 import { HttpRegistryClient } from "./registration/registry-client.js";
+import { KvRegistryClient } from "./registration/kv-registry-client.js";
+import { natsServers } from "../core/nats/nats-config.js";
+import { connectNats, whenReconnected } from "../core/nats/nats-connection.js";
+import { LEASE_HEARTBEATS } from "../protocol/registry.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { GIB, MIB } from "../core/units.js";
 
 /** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
@@ -81,6 +86,8 @@ export class NodeAgent implements AgentApi {
   #shutdown: Promise<void> | undefined;
   #draining = false;
   #registrar: Registrar | undefined;
+  /** The connection to NATS when the registry is there (SPEC §8). */
+  #nats: NatsConnection | undefined;
   #modelManager: ModelManager | undefined;
   readonly operations: Operations;
   /** Resolves when a `node.stop` command asked the agent to deregister and exit. */
@@ -235,13 +242,35 @@ export class NodeAgent implements AgentApi {
       "node agent listening",
     );
     // Registered only now that it can answer requests.
-    const client =
-      options.registryClient ??
-      (config.dispatcher_base_url
-        ? new HttpRegistryClient(config.dispatcher_base_url, config.join_token)
-        : undefined);
+    const client = options.registryClient ?? (await agent.#registryClient());
     if (client) agent.#startRegistrar(client, stateDir, await readNodeSecret(stateDir));
     return agent;
+  }
+
+  /**
+   * Over NATS when `nats_url` is set (SPEC §8: no `dispatcher_base_url` needed), else HTTP to
+   * the gateway, else none (a standalone agent).
+   */
+  async #registryClient(): Promise<RegistryClient | undefined> {
+    const { config } = this;
+    if (natsServers(config).length > 0) {
+      const log = this.log.child({ component: "nats" });
+      this.#nats = await connectNats(config, `rolemesh-agent ${this.nodeId}`, log);
+      const client = new KvRegistryClient(this.#nats, {
+        heartbeatIntervalS: config.heartbeat_interval_s,
+        leaseS: LEASE_HEARTBEATS * config.heartbeat_interval_s,
+      });
+      // Put the node's key again at once: a NATS that restarted may have lost it.
+      whenReconnected(this.#nats, () => {
+        client.reopen();
+        this.#registrar?.nudge();
+      });
+      return client;
+    }
+    if (config.dispatcher_base_url) {
+      return new HttpRegistryClient(config.dispatcher_base_url, config.join_token);
+    }
+    return undefined;
   }
 
   #startRegistrar(client: RegistryClient, stateDir: string, nodeSecret: string | undefined): void {
@@ -514,6 +543,7 @@ export class NodeAgent implements AgentApi {
     this.#server.closeIdleConnections();
     await this.#drained(this.config.shutdown_grace_s * 1000);
     await this.#registrar?.stop();
+    await this.#nats?.close();
     this.#server.closeAllConnections();
     await Promise.all(this.scheduler.devices.map((device) => device.stop()));
     await closed;

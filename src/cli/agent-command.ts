@@ -22,6 +22,7 @@ export function agentCommand(): Command {
     .option("--dispatcher-url <url>", "gateway to register with (dispatcher_base_url)")
     .option("--join-token <token>", joinTokenHelp.value)
     .option("--join-token-file <file>", joinTokenHelp.file)
+    .option("--nats <url>", "register and heartbeat over this NATS (nats_url)")
     .option("--node-id <id>", "node id (node_id)")
     .option("--hostname <name>", "host name reported to the gateway")
     .option("--heartbeat-interval <seconds>", "seconds between heartbeats")

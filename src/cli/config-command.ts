@@ -16,7 +16,6 @@ const GATEWAY_ONLY = [
   "api_keys",
   "lease_s",
   "max_attempts",
-  "nats_url",
   "wakeable",
   "request_timeout_s",
   "first_byte_timeout_s",

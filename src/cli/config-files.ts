@@ -51,6 +51,7 @@ export function withOverrides<S extends z.ZodType>(
 /** Agent flags that override the file for quick starts (issue: `--listen`, `--model`, …). */
 export interface AgentFlags {
   dispatcherUrl?: string;
+  nats?: string;
   joinToken?: string;
   nodeId?: string;
   hostname?: string;
@@ -65,6 +66,7 @@ export function agentOverrides(
 ): Partial<Record<keyof AgentConfig, unknown>> {
   const overrides: Partial<Record<keyof AgentConfig, unknown>> = {};
   if (flags.dispatcherUrl !== undefined) overrides.dispatcher_base_url = flags.dispatcherUrl;
+  if (flags.nats !== undefined) overrides.nats_url = flags.nats;
   if (flags.joinToken !== undefined) overrides.join_token = flags.joinToken;
   if (flags.nodeId !== undefined) overrides.node_id = flags.nodeId;
   if (flags.hostname !== undefined) overrides.hostname = flags.hostname;

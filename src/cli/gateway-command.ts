@@ -12,6 +12,7 @@ interface GatewayFlags {
   listen?: string;
   joinToken?: string;
   joinTokenFile?: string;
+  nats?: string;
 }
 
 const joinTokenHelp = secretHelp(
@@ -30,12 +31,14 @@ export function gatewayCommand(): Command {
     .option("--listen <host:port>", "address to listen on (listen_host, listen_port)")
     .option("--join-token <token>", joinTokenHelp.value)
     .option("--join-token-file <file>", joinTokenHelp.file)
+    .option("--nats <url>", "share the registry with other gateways over this NATS (nats_url)")
     .action(async (options: GatewayFlags) => {
       const file = readConfig("gateway", options.config);
       const joinToken = secretOption("join-token", options.joinToken, options.joinTokenFile);
       const config = withOverrides(GatewayConfigSchema, file, {
         ...(options.listen ? listenOverrides(options.listen) : {}),
         ...(joinToken !== undefined ? { join_token: joinToken } : {}),
+        ...(options.nats ? { nats_url: options.nats } : {}),
       });
       const log = createLogger(config.log_level);
       const gateway = await Gateway.start(config, log);

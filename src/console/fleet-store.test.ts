@@ -23,7 +23,8 @@ function peer(nodeId: string, hostname: string, extra: Partial<PeerStatus> = {})
 }
 
 const status = (peers: PeerStatus[]): StatusResponse => ({
-  gateway: { version: "0.1.0", url: "http://127.0.0.1:8080", started_at: "" },
+  gateway: { id: "g:8080", version: "0.1.0", url: "http://127.0.0.1:8080", started_at: "" },
+  gateways: [],
   node_state: "client",
   node_status: "Client",
   peers,

@@ -1,4 +1,6 @@
 import { once } from "node:events";
+import { hostname } from "node:os";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WorkInProgress } from "../core/async.js";
@@ -6,6 +8,8 @@ import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
+import { natsServers } from "../core/nats/nats-config.js";
+import { connectNats } from "../core/nats/nats-connection.js";
 import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/route-table.js";
 import { modelList } from "../core/proxy/model-list.js";
@@ -32,6 +36,8 @@ import { eventFor, statusFor } from "./http/status-view.js";
 import type { StatusViewer } from "./http/status-view.js";
 import { NodeRegistry, titleCase } from "./registry/node-registry.js";
 import { GatewayMetrics } from "./metrics/gateway-metrics.js";
+import { GatewayPeers } from "./peers/gateway-peers.js";
+import { KvRegistryFeed } from "./registry/kv-registry-feed.js";
 import { NodeIdentities } from "./registry/node-identities.js";
 import { RegistryService } from "./registry/registry-service.js";
 import type { RegistryMessage } from "./registry/registry-service.js";
@@ -58,6 +64,13 @@ const EVENT_CLIENT_RETRY_S = 5;
  * that left (the binding of a node that is not live protects nothing, see NodeIdentities).
  */
 const IDENTITIES_PER_NODE = 2;
+
+/** A gateway's part of the control plane over NATS. */
+interface NatsPlane {
+  connection: NatsConnection;
+  feed: KvRegistryFeed;
+  peers: GatewayPeers;
+}
 
 /**
  * The gateway (SPEC §7.2–7.4): the registry of live nodes, routing of OpenAI requests by model
@@ -92,6 +105,8 @@ export class Gateway implements GatewayApi {
   /** The local state last told to event clients, to announce changes. */
   #announcedState: LiveState;
   #sweeper: NodeJS.Timeout | undefined;
+  /** The control plane over NATS (SPEC §8), when `nats_url` is set. */
+  #nats: NatsPlane | undefined;
 
   private constructor(
     config: GatewayConfig,
@@ -207,6 +222,14 @@ export class Gateway implements GatewayApi {
       gateway.nodes.sweep();
       gateway.forwarder.closeUnusedPools();
     }, SWEEP_INTERVAL_MS).unref();
+    if (natsServers(config).length > 0) {
+      try {
+        gateway.#nats = await gateway.#joinNats();
+      } catch (err) {
+        await gateway.shutdown();
+        throw err;
+      }
+    }
     const exposed = !isLoopbackHost(config.listen_host);
     if (exposed && !keys.enabled)
       log.warn("the OpenAI API is open to anyone who can reach this address: add api_keys");
@@ -214,6 +237,25 @@ export class Gateway implements GatewayApi {
       log.warn("the admin API is disabled on this address until admin_key is set");
     log.info({ url: gateway.url, lease_s: leaseSeconds(config) }, "gateway listening");
     return gateway;
+  }
+
+  /** Names this gateway among its peers: its host and port. */
+  get id(): string {
+    return `${hostname()}:${(this.#server.address() as AddressInfo).port}`;
+  }
+
+  /** Connects to NATS, reads the registry from the nodes bucket, announces this gateway. */
+  async #joinNats(): Promise<NatsPlane> {
+    const log = this.log.child({ component: "nats" });
+    const connection = await connectNats(this.config, `rolemesh-gateway ${this.id}`, log);
+    const feed = new KvRegistryFeed(connection, this.registry, leaseSeconds(this.config), log);
+    const peers = new GatewayPeers(
+      connection,
+      { id: this.id, url: this.url, version: VERSION, started_at: this.startedAt.toISOString() },
+      this.config.heartbeat_interval_s,
+      log,
+    );
+    return { connection, feed, peers };
   }
 
   get url(): string {
@@ -225,7 +267,15 @@ export class Gateway implements GatewayApi {
   status(): StatusResponse {
     const state = this.#localState();
     return {
-      gateway: { version: VERSION, url: this.url, started_at: this.startedAt.toISOString() },
+      gateway: {
+        id: this.id,
+        version: VERSION,
+        url: this.url,
+        started_at: this.startedAt.toISOString(),
+      },
+      gateways: this.#nats?.peers.list() ?? [
+        { id: this.id, url: this.url, version: VERSION, last_seen: new Date().toISOString() },
+      ],
       node_state: state,
       node_status: titleCase(state),
       peers: this.nodes.live().map((record) => this.nodes.peerStatus(record)),
@@ -384,6 +434,11 @@ export class Gateway implements GatewayApi {
       );
     }
     clearInterval(this.#sweeper);
+    if (this.#nats) {
+      this.#nats.peers.stop();
+      await this.#nats.feed.stop();
+      await this.#nats.connection.close();
+    }
     this.#server.closeAllConnections();
     await this.forwarder.close();
     await closed;

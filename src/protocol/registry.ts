@@ -87,8 +87,21 @@ export interface PeerStatus {
   gateway_in_flight: number;
 }
 
+/** A lease of this many heartbeat intervals, unless configured: two heartbeats may be missed. */
+export const LEASE_HEARTBEATS = 3;
+
+/** A gateway of the fleet, as `/api/status` lists it (SPEC §8). */
+export interface GatewayStatus {
+  id: string;
+  url: string;
+  version: string;
+  last_seen: string;
+}
+
 export interface StatusResponse {
-  gateway: { version: string; url: string; started_at: string };
+  gateway: { id: string; version: string; url: string; started_at: string };
+  /** Every gateway sharing this one's NATS, this one first; only this one without NATS. */
+  gateways: GatewayStatus[];
   node_state: LiveState;
   /** `node_state` in Title Case, kept for older consumers. */
   node_status: string;

@@ -4,6 +4,7 @@ import { NODE_ID_PATTERN } from "../../protocol/registry.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
+import { NATS_CONFIG_KEYS } from "../../core/nats/nats-config.js";
 import { expandHome } from "../../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
@@ -52,6 +53,7 @@ export const AgentConfigSchema = z
     /** Start on a non-loopback address without `auth_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
     dispatcher_base_url: z.string().default(""),
+    ...NATS_CONFIG_KEYS,
     /** Where the gateway reaches this agent; empty = derived from listen_host and the port. */
     advertise_url: z.string().default(""),
     /** Host name reported to the gateway; empty = the machine's. */

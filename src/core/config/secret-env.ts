@@ -9,6 +9,8 @@ export const SECRET_ENV = {
   auth_token: "ROLEMESH_TOKEN",
   join_token: "ROLEMESH_JOIN_TOKEN",
   admin_key: "ROLEMESH_ADMIN_KEY",
+  nats_password: "ROLEMESH_NATS_PASSWORD",
+  nats_token: "ROLEMESH_NATS_TOKEN",
 } as const;
 
 export type SecretKey = keyof typeof SECRET_ENV;

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
+import { NATS_CONFIG_KEYS } from "../../core/nats/nats-config.js";
+import { LEASE_HEARTBEATS } from "../../protocol/registry.js";
 import { PROCESSING_INTERVAL_MS } from "../../protocol/processing.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 
@@ -46,7 +48,7 @@ export const GatewayConfigSchema = z
         `0 (no limit) or at least ${MIN_FIRST_BYTE_TIMEOUT_S} s: agents report progress every ${PROCESSING_INTERVAL_MS / 1000} s`,
       )
       .default(30),
-    nats_url: z.string().default(""),
+    ...NATS_CONFIG_KEYS,
     /** Capacity that can be woken (SPEC §11); shown apart, never routed to. */
     wakeable: z.array(WakeableEntrySchema).default([]),
     /** Start on a non-loopback address without `join_token` (SPEC §2.2). */
@@ -98,5 +100,5 @@ export function minMessageIntervalS(config: GatewayConfig): number {
 
 /** The lease after which a silent node leaves routing: `lease_s`, or three heartbeat intervals. */
 export function leaseSeconds(config: GatewayConfig): number {
-  return config.lease_s > 0 ? config.lease_s : 3 * config.heartbeat_interval_s;
+  return config.lease_s > 0 ? config.lease_s : LEASE_HEARTBEATS * config.heartbeat_interval_s;
 }

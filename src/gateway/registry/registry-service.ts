@@ -112,6 +112,32 @@ export class RegistryService {
     });
   }
 
+  /**
+   * A descriptor read from the nodes bucket (SPEC §8): each put is a register and a heartbeat
+   * at once. NATS permissions, not a node secret, decide who may put a node's key, and the
+   * agent's interval paces its puts; the agent URL and `max_nodes` hold as over HTTP.
+   */
+  putFromBucket(request: RegisterRequest): void {
+    this.#observed("register", () => {
+      const { registry, allowPublicAgentUrls, maxNodes } = this.#options;
+      const agentUrl = checkAgentUrl(request.agent_url, undefined, allowPublicAgentUrls);
+      if (!registry.get(request.node_id) && registry.size >= maxNodes) {
+        throw this.#full(request.node_id);
+      }
+      const stored = registry.register({ ...request, agent_url: agentUrl });
+      return { outcome: stored ? "accepted" : "stale", answer: undefined };
+    });
+  }
+
+  /** A node's key deleted from the nodes bucket: the agent deregistered. */
+  deleteFromBucket(nodeId: string): void {
+    this.#observed("deregister", () => {
+      const live = this.#options.registry.get(nodeId) !== undefined;
+      if (live) this.#options.registry.remove(nodeId, "deregistered");
+      return { outcome: live ? "accepted" : "stale", answer: undefined };
+    });
+  }
+
   /** Runs the handling of one message and tells `observe` how it ended. */
   #observed<T>(message: RegistryMessage, handle: () => { outcome: string; answer: T }): T {
     try {

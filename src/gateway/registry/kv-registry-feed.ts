@@ -1,0 +1,81 @@
+import type { KvWatchEntry } from "@nats-io/kv";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import { sleep } from "../../core/async.js";
+import type { Logger } from "../../core/logger.js";
+import { whenReconnected } from "../../core/nats/nats-connection.js";
+import { openNodesBucket } from "../../core/nats/nodes-bucket.js";
+import { parseRequest } from "../../core/validation.js";
+import { RegisterRequestSchema } from "../../protocol/registry-schema.js";
+import type { RegistryService } from "./registry-service.js";
+
+/** Pause before watching again after the watch broke (NATS restarted, its store lost). */
+const REWATCH_DELAY_MS = 1000;
+
+/**
+ * Feeds the registry from the `rolemesh_nodes` bucket (SPEC §8): every gateway watches it and
+ * keeps the live view in memory, so any gateway routes any request. Entries that age out by
+ * the bucket's TTL send no event on nats-server 2.9; the registry's own lease (the same TTL)
+ * removes those nodes by the gateway's clock.
+ */
+export class KvRegistryFeed {
+  readonly #connection: NatsConnection;
+  readonly #service: RegistryService;
+  readonly #leaseS: number;
+  readonly #log: Logger;
+  #watch: QueuedIterator<KvWatchEntry> | undefined;
+  #stopped = false;
+  /** Pause before the next watch; none after a reconnect. */
+  #rewatchAt = REWATCH_DELAY_MS;
+  readonly #running: Promise<void>;
+
+  constructor(connection: NatsConnection, service: RegistryService, leaseS: number, log: Logger) {
+    this.#connection = connection;
+    this.#service = service;
+    this.#leaseS = leaseS;
+    this.#log = log;
+    this.#running = this.#run();
+    // A restarted NATS may have lost the bucket; a watch on it would wait forever.
+    whenReconnected(connection, () => {
+      this.#rewatchAt = 0;
+      this.#watch?.stop();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#watch?.stop();
+    await this.#running;
+  }
+
+  /** Watches the bucket (last values first), and again whenever the watch ends. */
+  async #run(): Promise<void> {
+    while (!this.#stopped && !this.#connection.isClosed()) {
+      try {
+        const bucket = await openNodesBucket(this.#connection, this.#leaseS);
+        this.#watch = await bucket.watch();
+        if (this.#stopped) this.#watch.stop();
+        for await (const entry of this.#watch) this.#apply(entry);
+      } catch (err) {
+        if (!this.#stopped) this.#log.warn({ err }, "watching the nodes bucket failed; retrying");
+      }
+      if (!this.#stopped) await sleep(this.#rewatchAt);
+      this.#rewatchAt = REWATCH_DELAY_MS;
+    }
+  }
+
+  #apply(entry: KvWatchEntry): void {
+    try {
+      if (entry.operation !== "PUT") return this.#service.deleteFromBucket(entry.key);
+      const descriptor = parseRequest(RegisterRequestSchema, entry.json());
+      if (descriptor.node_id !== entry.key) {
+        throw new Error(`the descriptor names node "${descriptor.node_id}"`);
+      }
+      this.#service.putFromBucket(descriptor);
+    } catch (err) {
+      this.#log.warn(
+        { node_id: entry.key, err: (err as Error).message },
+        "node descriptor from the bucket refused",
+      );
+    }
+  }
+}

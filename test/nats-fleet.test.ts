@@ -1,0 +1,132 @@
+/**
+ * The control plane over NATS (SPEC §8, issue 18) against a real nats-server: two gateways and
+ * two agents that know nothing of each other but the NATS URL. Every gateway sees every node
+ * and routes to it; a NATS that restarts, even without its store, costs a blip; a gateway that
+ * dies leaves the other serving; an agent that leaves or loses its link is gone everywhere.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { StatusResponse } from "../src/protocol/registry.js";
+import { postJson } from "./helpers/http-client.js";
+import type { AgentProcess } from "./helpers/launcher.js";
+import { startAgent, startGateway, stopAgent, testModel, waitUntil } from "./helpers/launcher.js";
+import { startNatsServer } from "./helpers/nats-server.js";
+import type { NatsServer } from "./helpers/nats-server.js";
+
+const HEARTBEAT_S = 1;
+const chat = { model: "stories", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 };
+
+describe("a fleet over NATS", () => {
+  let nats: NatsServer;
+  const gateways: AgentProcess[] = [];
+  const agents = new Map<string, AgentProcess>();
+  const status = (gateway: AgentProcess) => gateway.json<StatusResponse>("/api/status");
+  const nodesOf = async (gateway: AgentProcess) =>
+    (await status(gateway)).peers.map((peer) => peer.node_id).sort();
+  /** Waits until `gateway` lists exactly `nodeIds`, all serving (their model loaded). */
+  const sees = (gateway: AgentProcess, nodeIds: string[], what: string, timeoutMs?: number) =>
+    waitUntil(
+      async () => {
+        const { peers } = await status(gateway);
+        return (
+          peers
+            .map((peer) => peer.node_id)
+            .sort()
+            .join() === nodeIds.join() && peers.every((peer) => peer.state === "serving")
+        );
+      },
+      what,
+      timeoutMs,
+    );
+
+  before(async () => {
+    nats = await startNatsServer();
+    const config = { nats_url: nats.url, heartbeat_interval_s: HEARTBEAT_S };
+    for (let i = 0; i < 2; i++) gateways.push(await startGateway({ config }));
+    for (const nodeId of ["node-a", "node-b"]) {
+      const agent = await startAgent({
+        config: { ...config, node_id: nodeId, models: [testModel()] },
+      });
+      agents.set(nodeId, agent);
+      const loaded = await postJson(`${agent.url}/v1/node/models/stories/load`, {});
+      assert.equal(loaded.status, 200, loaded.text);
+    }
+  });
+
+  after(async () => {
+    for (const agent of agents.values()) await stopAgent(agent);
+    for (const gateway of gateways) await stopAgent(gateway);
+  });
+
+  test("every gateway sees every node, lists every gateway and routes to any node", async () => {
+    for (const gateway of gateways) {
+      await sees(gateway, ["node-a", "node-b"], `${gateway.url} to see both nodes`);
+      await waitUntil(
+        async () => (await status(gateway)).gateways.length === 2,
+        `${gateway.url} to list both gateways`,
+      );
+      const served = new Set<string>();
+      for (let i = 0; i < 6; i++) {
+        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat);
+        assert.equal(answer.status, 200, answer.text);
+        served.add(String(answer.headers["x-rolemesh-node"]));
+      }
+      assert.deepEqual([...served].sort(), ["node-a", "node-b"]);
+    }
+    const [first] = gateways;
+    const { gateway, gateways: listed } = await status(first!);
+    assert.equal(listed[0]?.id, gateway.id, "this gateway first");
+  });
+
+  test("NATS restarted without its store: every node is routable again on every gateway", async () => {
+    const before = await Promise.all(gateways.map(status));
+    const restartedAt = Date.now();
+    await nats.restart({ loseStore: true });
+    for (const [i, gateway] of gateways.entries()) {
+      // Heard from again after the restart: the bucket and the watches were set up anew.
+      await waitUntil(async () => {
+        const { peers } = await status(gateway);
+        return (
+          peers.length === 2 && peers.every((peer) => Date.parse(peer.last_seen) > restartedAt)
+        );
+      }, `${gateway.url} to hear from both nodes after the restart`);
+      const { peers } = await status(gateway);
+      for (const peer of peers) {
+        const earlier = before[i]!.peers.find((p) => p.node_id === peer.node_id);
+        assert.equal(peer.registered_at, earlier?.registered_at, `${peer.node_id} never left`);
+      }
+      const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat);
+      assert.equal(answer.status, 200, answer.text);
+    }
+  });
+
+  test("a gateway killed: the other keeps serving, and stops listing it", async () => {
+    const killed = gateways.shift()!;
+    killed.signal("SIGKILL");
+    await killed.exited;
+    const survivor = gateways[0]!;
+    assert.equal((await postJson(`${survivor.url}/v1/chat/completions`, chat)).status, 200);
+    await waitUntil(
+      async () => (await status(survivor)).gateways.length === 1,
+      "the dead gateway to leave the list",
+    );
+    assert.deepEqual(await nodesOf(survivor), ["node-a", "node-b"]);
+  });
+
+  test("an agent that stops is gone at once; one killed is gone within the lease", async () => {
+    const gateway = gateways[0]!;
+    await stopAgent(agents.get("node-b")!);
+    agents.delete("node-b");
+    await sees(gateway, ["node-a"], "the stopped agent to be gone", 2_000);
+    // SIGKILL: no deregistration; its key ages out (no event on nats-server 2.9), and the
+    // gateway's own clock removes the node at the lease.
+    const killed = agents.get("node-a")!;
+    killed.signal("SIGKILL");
+    await killed.exited;
+    await waitUntil(
+      async () => (await nodesOf(gateway)).length === 0,
+      "the killed agent to age out",
+      10 * HEARTBEAT_S * 1000,
+    );
+  });
+});

@@ -6,11 +6,27 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { readFile } from "node:fs/promises";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { NODES_BUCKET } from "../src/protocol/nats.js";
+import type { LoadResult, UnloadResult } from "../src/protocol/node-commands.js";
+import type { OperationStatus } from "../src/protocol/operations.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
-import { postJson } from "./helpers/http-client.js";
+import { startFileServer } from "./helpers/file-server.js";
+import type { FileServer } from "./helpers/file-server.js";
+import { assertError, postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
-import { startAgent, startGateway, stopAgent, testModel, waitUntil } from "./helpers/launcher.js";
+import {
+  startAgent,
+  startGateway,
+  stopAgent,
+  STORIES_MODEL,
+  testModel,
+  waitUntil,
+} from "./helpers/launcher.js";
 import { startNatsServer } from "./helpers/nats-server.js";
+import { playedNode } from "./helpers/played-node.js";
 import type { NatsServer } from "./helpers/nats-server.js";
 
 const HEARTBEAT_S = 1;
@@ -39,7 +55,10 @@ describe("a fleet over NATS", () => {
       timeoutMs,
     );
 
+  let files: FileServer;
+
   before(async () => {
+    files = await startFileServer();
     nats = await startNatsServer();
     const config = { nats_url: nats.url, heartbeat_interval_s: HEARTBEAT_S };
     for (let i = 0; i < 2; i++) gateways.push(await startGateway({ config }));
@@ -76,6 +95,53 @@ describe("a fleet over NATS", () => {
     const [first] = gateways;
     const { gateway, gateways: listed } = await status(first!);
     assert.equal(listed[0]?.id, gateway.id, "this gateway first");
+  });
+
+  test("commands over NATS: any gateway commands any node, and follows its operations", async () => {
+    const [first, second] = gateways as [AgentProcess, AgentProcess];
+    const command = (gateway: AgentProcess, nodeId: string, name: string, args = {}) =>
+      postJson(`${gateway.url}/api/nodes/${nodeId}/commands/${name}`, args);
+    const unloaded = await command(second, "node-a", "model.unload", { model_id: "stories" });
+    assert.equal(unloaded.status, 200, unloaded.text);
+    assert.deepEqual((unloaded.body as { result: UnloadResult }).result.unloaded_from, ["cpu:0"]);
+    const loaded = await command(first, "node-a", "model.load", { model_id: "stories" });
+    assert.equal(loaded.status, 200, loaded.text);
+    assert.equal((loaded.body as { result: LoadResult }).result.server.state, "ready");
+    const refused = await command(first, "node-a", "model.load", { model_id: "nothing" });
+    assertError(refused, 404, "model_not_found");
+
+    // An install started through one gateway, followed to its end through the other.
+    files.files.set("/m/copy.gguf", { body: await readFile(STORIES_MODEL) });
+    const started = await command(first, "node-b", "model.install", {
+      model_id: "copy",
+      url: `${files.url}/m/copy.gguf`,
+    });
+    assert.equal(started.status, 202, started.text);
+    const { op_id: opId } = started.body as { op_id: string };
+    const followed = await fetch(`${second.url}/api/operations/${opId}`, {
+      headers: { accept: "text/event-stream" },
+    });
+    const statuses = (await followed.text())
+      .split("\n\n")
+      .filter((event) => event.startsWith("data: "))
+      .map((event) => JSON.parse(event.slice(6)) as OperationStatus);
+    assert.equal(statuses.at(-1)?.state, "succeeded", JSON.stringify(statuses.at(-1)));
+  });
+
+  test("a node listed but absent from NATS: its commands get 503 node_unreachable at once", async () => {
+    const connection = await connect({ servers: nats.url });
+    try {
+      const bucket = await new Kvm(connection).open(NODES_BUCKET);
+      await bucket.put("ghost", JSON.stringify(playedNode("ghost", Date.now())));
+      const gateway = gateways[0]!;
+      await waitUntil(async () => (await nodesOf(gateway)).includes("ghost"), "the ghost node");
+      const answer = await postJson(`${gateway.url}/api/nodes/ghost/commands/node.drain`, {});
+      assertError(answer, 503, "node_unreachable");
+      await bucket.delete("ghost");
+      await waitUntil(async () => !(await nodesOf(gateway)).includes("ghost"), "the ghost to go");
+    } finally {
+      await connection.close();
+    }
   });
 
   test("NATS restarted without its store: every node is routable again on every gateway", async () => {

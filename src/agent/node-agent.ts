@@ -8,7 +8,7 @@ import type { Logger } from "../core/logger.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
-import { isLocalHostHeader, isLoopbackHost } from "../core/net.js";
+import { isLocalHostHeader, isLoopbackHost, loopbackUrl } from "../core/net.js";
 import type { DeviceMetrics, DeviceRef, LiveState, NodeInventory } from "../protocol/inventory.js";
 import type { AgentModelEntry, ModelList } from "../protocol/models.js";
 import type { AgentConfig, ModelEntry } from "./config/agent-config.js";
@@ -38,7 +38,8 @@ import { Registrar } from "./registration/registrar.js";
 import { ModelManager } from "./models/model-manager.js";
 import { Operations } from "./operations/operations.js";
 import { HttpRegistryClient } from "./registration/registry-client.js";
-import { KvRegistryClient } from "./registration/kv-registry-client.js";
+import { KvRegistryClient } from "./nats/kv-registry-client.js";
+import { NatsCommands } from "./nats/nats-commands.js";
 import { natsServers } from "../core/nats/nats-config.js";
 import { connectNats, whenReconnected } from "../core/nats/nats-connection.js";
 import { LEASE_HEARTBEATS } from "../protocol/registry.js";
@@ -88,6 +89,7 @@ export class NodeAgent implements AgentApi {
   #registrar: Registrar | undefined;
   /** The connection to NATS when the registry is there (SPEC §8). */
   #nats: NatsConnection | undefined;
+  #natsCommands: NatsCommands | undefined;
   #modelManager: ModelManager | undefined;
   readonly operations: Operations;
   /** Resolves when a `node.stop` command asked the agent to deregister and exit. */
@@ -259,6 +261,13 @@ export class NodeAgent implements AgentApi {
       const client = new KvRegistryClient(this.#nats, {
         heartbeatIntervalS: config.heartbeat_interval_s,
         leaseS: LEASE_HEARTBEATS * config.heartbeat_interval_s,
+      });
+      this.#natsCommands = new NatsCommands(this.#nats, {
+        nodeId: this.nodeId,
+        localUrl: loopbackUrl(this.url),
+        authToken: config.auth_token,
+        operations: this.operations,
+        log,
       });
       // Put the node's key again at once: a NATS that restarted may have lost it.
       whenReconnected(this.#nats, () => {
@@ -538,6 +547,8 @@ export class NodeAgent implements AgentApi {
   async #stop(reason: string): Promise<void> {
     this.log.info({ reason }, "shutting down: no new requests, waiting for admitted ones");
     this.#draining = true;
+    // A stopping node takes no commands: gateways answer 503 node_unreachable at once.
+    this.#natsCommands?.stop();
     clearInterval(this.#metricsTimer);
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();

@@ -22,6 +22,9 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string; elsewhere?:
   model_loading_timeout: { status: 503, type: "server_error" },
   no_capacity: { status: 503, type: "server_error", elsewhere: true },
   shutting_down: { status: 503, type: "server_error", elsewhere: true },
+  // Node commands (SPEC §10): nobody answers the node's subject; or its answer is late.
+  node_unreachable: { status: 503, type: "server_error" },
+  still_working: { status: 504, type: "server_error" },
   internal_error: { status: 500, type: "server_error" },
   conflict: { status: 409, type: "invalid_request_error" },
   // Model installation (SPEC §10): what the download or one of its checks found.

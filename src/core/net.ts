@@ -37,3 +37,11 @@ export function freeLoopbackPort(): Promise<number> {
     });
   });
 }
+
+/** `url` as this machine reaches it: a wildcard listen address becomes the loopback one. */
+export function loopbackUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.hostname === "0.0.0.0") parsed.hostname = "127.0.0.1";
+  else if (parsed.hostname === "[::]") parsed.hostname = "[::1]";
+  return parsed.origin;
+}

@@ -27,6 +27,7 @@ import { RateLimiter } from "./auth/rate-limiter.js";
 import type { GatewayConfig } from "./config/gateway-config.js";
 import { leaseSeconds, minMessageIntervalS } from "./config/gateway-config.js";
 import { HttpCommandTransport } from "./commands/command-transport.js";
+import { NatsCommandTransport } from "./commands/nats-command-transport.js";
 import { NodeCommands } from "./commands/node-commands.js";
 import { Forwarder } from "./forwarding/forwarder.js";
 import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
@@ -116,6 +117,8 @@ export class Gateway implements GatewayApi {
       wakeable: WakeableEntries;
       console: ConsoleAssets;
       identities: NodeIdentities;
+      /** The NATS connection, when `nats_url` is set: commands go over it. */
+      nats: NatsConnection | undefined;
     },
     options: GatewayOptions,
   ) {
@@ -157,7 +160,7 @@ export class Gateway implements GatewayApi {
     });
     this.commands = new NodeCommands(
       this.nodes,
-      new HttpCommandTransport(),
+      parts.nats ? new NatsCommandTransport(parts.nats) : new HttpCommandTransport(),
       log.child({ component: "commands" }),
     );
     this.nodes.on("event", (event) => {
@@ -215,21 +218,27 @@ export class Gateway implements GatewayApi {
     );
     const console = await ConsoleAssets.load();
     if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
-    const gateway = new Gateway(config, log, { keys, wakeable, console, identities }, options);
+    const nats =
+      natsServers(config).length > 0
+        ? await connectNats(
+            config,
+            `rolemesh-gateway ${config.listen_host}:${config.listen_port}`,
+            log.child({ component: "nats" }),
+          )
+        : undefined;
+    const gateway = new Gateway(
+      config,
+      log,
+      { keys, wakeable, console, identities, nats },
+      options,
+    );
     gateway.#server.listen(config.listen_port, config.listen_host);
     await once(gateway.#server, "listening");
     gateway.#sweeper = setInterval(() => {
       gateway.nodes.sweep();
       gateway.forwarder.closeUnusedPools();
     }, SWEEP_INTERVAL_MS).unref();
-    if (natsServers(config).length > 0) {
-      try {
-        gateway.#nats = await gateway.#joinNats();
-      } catch (err) {
-        await gateway.shutdown();
-        throw err;
-      }
-    }
+    if (nats) gateway.#nats = gateway.#joinNats(nats);
     const exposed = !isLoopbackHost(config.listen_host);
     if (exposed && !keys.enabled)
       log.warn("the OpenAI API is open to anyone who can reach this address: add api_keys");
@@ -244,10 +253,9 @@ export class Gateway implements GatewayApi {
     return `${hostname()}:${(this.#server.address() as AddressInfo).port}`;
   }
 
-  /** Connects to NATS, reads the registry from the nodes bucket, announces this gateway. */
-  async #joinNats(): Promise<NatsPlane> {
+  /** Reads the registry from the nodes bucket and announces this gateway, over `connection`. */
+  #joinNats(connection: NatsConnection): NatsPlane {
     const log = this.log.child({ component: "nats" });
-    const connection = await connectNats(this.config, `rolemesh-gateway ${this.id}`, log);
     const feed = new KvRegistryFeed(connection, this.registry, leaseSeconds(this.config), log);
     const peers = new GatewayPeers(
       connection,

@@ -27,6 +27,8 @@ export type ErrorCode =
   | "model_loading_timeout"
   | "no_capacity"
   | "shutting_down"
+  | "node_unreachable"
+  | "still_working"
   | "internal_error"
   | "conflict"
   | "download_failed"

@@ -24,3 +24,27 @@ export interface GatewayHeartbeat {
   version: string;
   started_at: string;
 }
+
+/** Where a node answers `command` (a SPEC §10 name, or `operation.status`) by request-reply. */
+export const nodeCommandSubject = (nodeId: string, command: string) =>
+  `rolemesh.node.${nodeId}.${command}`;
+
+/** Every command subject of a node, for the node to subscribe to. */
+export const nodeCommandsOf = (nodeId: string) => `rolemesh.node.${nodeId}.>`;
+
+/** Every status change of an operation, published by the node that runs it. */
+export const operationProgressSubject = (opId: string) => `rolemesh.op.${opId}.progress`;
+
+/** A command's request: the request of the node API it stands for (SPEC §7.1). */
+export interface NatsCommandRequest {
+  method: "GET" | "POST" | "DELETE";
+  /** A path of the node API, under `/v1/node/`. */
+  path: string;
+  body?: unknown;
+}
+
+/** A command's answer: the node API's status and JSON body (an OpenAI-shaped error at ≥ 400). */
+export interface NatsCommandAnswer {
+  status: number;
+  body: unknown;
+}

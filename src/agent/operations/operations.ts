@@ -117,15 +117,17 @@ export class Operation extends EventEmitter<{ change: [OperationStatus] }> {
 }
 
 /**
- * The node's long commands. Work is keyed (e.g. `model.install:qwen`): starting work whose key
+ * The node's long commands (each announced as `started`, so its progress can be published).
+ * Work is keyed (e.g. `model.install:qwen`): starting work whose key
  * is already running joins that operation instead of starting it again.
  */
-export class Operations {
+export class Operations extends EventEmitter<{ started: [Operation] }> {
   readonly #byId = new Map<string, Operation>();
   readonly #running = new Map<string, Operation>();
   readonly #nodeId: string;
 
   constructor(nodeId: string) {
+    super();
     this.#nodeId = nodeId;
   }
 
@@ -140,6 +142,7 @@ export class Operations {
     const operation = new Operation(command, this.#nodeId);
     this.#byId.set(operation.id, operation);
     this.#running.set(key, operation);
+    this.emit("started", operation);
     void work(operation)
       .then(
         (result) => operation.succeed(result),

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { createLogger } from "../../core/logger.js";
 import { playedNode } from "../../../test/helpers/played-node.js";
 import { NodeRegistry } from "../registry/node-registry.js";
-import type { CommandTransport } from "./command-transport.js";
+import type { CommandRequest, CommandTransport } from "./command-transport.js";
 import { NodeCommands, REMEMBERED_OPERATIONS } from "./node-commands.js";
 
 /** A node that starts an operation per install and answers any operation's status. */
@@ -11,13 +11,13 @@ class RecordingTransport implements CommandTransport {
   readonly calls: string[] = [];
   #next = 0;
 
-  call<T>(_node: unknown, method: string, path: string) {
+  call<T>(_node: unknown, { method, path }: CommandRequest) {
     this.calls.push(`${method} ${path}`);
     const body = method === "POST" ? { op_id: `op-${this.#next++}` } : { state: "running" };
     return Promise.resolve({ status: method === "POST" ? 202 : 200, body: body as T });
   }
 
-  events() {
+  followOperation() {
     return Promise.resolve();
   }
 }

@@ -5,7 +5,8 @@ import type { NodeCommandName } from "../../protocol/node-commands.js";
 import type { OperationStatus } from "../../protocol/operations.js";
 import { AGENT_PATHS, fillPath } from "../../protocol/paths.js";
 import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";
-import type { CommandTransport } from "./command-transport.js";
+import { operationPath } from "./command-transport.js";
+import type { CommandRequest, CommandTransport } from "./command-transport.js";
 
 type Args = Record<string, unknown>;
 
@@ -121,7 +122,10 @@ export class NodeCommands {
       { node_id: nodeId, command, args: loggable(args), by: sender.by },
       "node command",
     );
-    const answer = await this.#transport.call(node, spec.method, path, {
+    const answer = await this.#transport.call(node, {
+      command,
+      method: spec.method,
+      path,
       ...(spec.body ? { body: spec.body(args) } : {}),
       timeoutMs: spec.timeoutMs,
     });
@@ -133,7 +137,7 @@ export class NodeCommands {
   /** An operation's status, from the node that runs it. */
   async operation(opId: string): Promise<OperationStatus> {
     const { node } = await this.#locate(opId);
-    return (await this.#transport.call<OperationStatus>(node, "GET", operationPath(opId))).body;
+    return (await this.#transport.call<OperationStatus>(node, operationRequest(opId))).body;
   }
 
   /** Hands every status change of an operation to `onStatus` until it is done. */
@@ -143,12 +147,7 @@ export class NodeCommands {
     signal?: AbortSignal,
   ): Promise<void> {
     const { node } = await this.#locate(opId);
-    await this.#transport.events(
-      node,
-      operationPath(opId),
-      (event) => onStatus(event as OperationStatus),
-      signal,
-    );
+    await this.#transport.followOperation(node, opId, onStatus, signal);
   }
 
   /** `model.delete` on every live node that has the model (SPEC §10). */
@@ -191,7 +190,7 @@ export class NodeCommands {
     if (node) return { node };
     for (const candidate of this.#registry.live()) {
       try {
-        await this.#transport.call(candidate, "GET", operationPath(opId), { timeoutMs: 10_000 });
+        await this.#transport.call(candidate, { ...operationRequest(opId), timeoutMs: 10_000 });
         this.#remember(opId, candidate.nodeId);
         return { node: candidate };
       } catch {
@@ -205,7 +204,12 @@ export class NodeCommands {
 /** Far more than a fleet runs at once (installs, upgrades); each costs two short strings. */
 export const REMEMBERED_OPERATIONS = 1_000;
 
-const operationPath = (opId: string) => fillPath(AGENT_PATHS.operation, { op_id: opId });
+/** An operation's status, as a command (`operation.status`) of the node API. */
+const operationRequest = (opId: string): CommandRequest => ({
+  command: "operation.status",
+  method: "GET",
+  path: operationPath(opId),
+});
 
 function modelId(args: Args): string {
   if (typeof args.model_id !== "string" || args.model_id === "") {

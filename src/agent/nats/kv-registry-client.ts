@@ -9,7 +9,7 @@ import type {
   RegisterResponse,
 } from "../../protocol/registry.js";
 import { NODES_BUCKET } from "../../protocol/nats.js";
-import type { RegistryClient } from "./registry-client.js";
+import type { RegistryClient } from "../registration/registry-client.js";
 
 /** A put may wait this long for JetStream at least, however short the heartbeat interval. */
 const MIN_PUT_TIMEOUT_MS = 1000;

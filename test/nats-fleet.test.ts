@@ -10,6 +10,7 @@ import { readFile } from "node:fs/promises";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { NODES_BUCKET } from "../src/protocol/nats.js";
+import { REGISTRY_PATHS } from "../src/protocol/paths.js";
 import type { LoadResult, UnloadResult } from "../src/protocol/node-commands.js";
 import type { OperationStatus } from "../src/protocol/operations.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
@@ -142,6 +143,15 @@ describe("a fleet over NATS", () => {
     } finally {
       await connection.close();
     }
+  });
+
+  test("a gateway on NATS refuses registrations over HTTP: they would live on it alone", async () => {
+    const answer = await postJson(
+      `${gateways[0]!.url}${REGISTRY_PATHS.register}`,
+      playedNode("http-node", Date.now()),
+    );
+    assertError(answer, 400, "invalid_request");
+    assert.match(answer.text, /give the agent nats_url/);
   });
 
   test("NATS restarted without its store: every node is routable again on every gateway", async () => {

@@ -43,6 +43,7 @@ import { NatsCommands } from "./nats/nats-commands.js";
 import { natsServers } from "../core/nats/nats-config.js";
 import { connectNats, whenReconnected } from "../core/nats/nats-connection.js";
 import { LEASE_HEARTBEATS } from "../protocol/registry.js";
+import { nodeInboxPrefix } from "../protocol/nats.js";
 import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -257,7 +258,12 @@ export class NodeAgent implements AgentApi {
     const { config } = this;
     if (natsServers(config).length > 0) {
       const log = this.log.child({ component: "nats" });
-      this.#nats = await connectNats(config, `rolemesh-agent ${this.nodeId}`, log);
+      this.#nats = await connectNats(
+        config,
+        `rolemesh-agent ${this.nodeId}`,
+        log,
+        nodeInboxPrefix(this.nodeId),
+      );
       const client = new KvRegistryClient(this.#nats, {
         heartbeatIntervalS: config.heartbeat_interval_s,
         leaseS: LEASE_HEARTBEATS * config.heartbeat_interval_s,

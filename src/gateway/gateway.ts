@@ -85,6 +85,7 @@ export class Gateway implements GatewayApi {
   /** The live nodes; `registry` (the GatewayApi one) answers agents' messages to it. */
   readonly nodes: NodeRegistry;
   readonly registry: RegistryService;
+  readonly registryOverNats: boolean;
   readonly forwarder: Forwarder;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
@@ -125,6 +126,7 @@ export class Gateway implements GatewayApi {
     this.config = config;
     this.log = log;
     this.keys = parts.keys;
+    this.registryOverNats = parts.nats !== undefined;
     this.wakeable = parts.wakeable;
     this.#localState = options.localState ?? (() => "client");
     this.#announcedState = this.#localState();

@@ -48,3 +48,6 @@ export interface NatsCommandAnswer {
   status: number;
   body: unknown;
 }
+
+/** A node's inboxes (its replies from JetStream), so NATS permissions can keep them its own. */
+export const nodeInboxPrefix = (nodeId: string) => `_INBOX.${nodeId}`;

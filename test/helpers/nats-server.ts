@@ -27,10 +27,18 @@ after(() => {
   for (const child of running) child.kill("SIGKILL");
 });
 
-export async function startNatsServer(): Promise<NatsServer> {
+export interface NatsServerOptions {
+  /** A config file (`-c`); the port, address and store given here override its own. */
+  config?: string;
+  /** Environment for the server, e.g. the passwords its config reads. */
+  env?: Record<string, string>;
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const port = await freeLoopbackPort();
   const storeDir = join(await tempDir("rolemesh-nats-"), "store");
-  let child = await launch(port, storeDir);
+  const start = () => launch(port, storeDir, options);
+  let child = await start();
   return {
     url: `nats://127.0.0.1:${port}`,
     async stop() {
@@ -39,19 +47,24 @@ export async function startNatsServer(): Promise<NatsServer> {
     async restart(options = {}) {
       await stop(child);
       if (options.loseStore) await rm(storeDir, { recursive: true, force: true });
-      child = await launch(port, storeDir);
+      child = await start();
     },
   };
 }
 
-async function launch(port: number, storeDir: string): Promise<ChildProcess> {
-  const child = spawn(
-    "nats-server",
-    ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
+async function launch(
+  port: number,
+  storeDir: string,
+  options: NatsServerOptions,
+): Promise<ChildProcess> {
+  const args = [
+    ...(options.config ? ["-c", options.config] : []),
+    ...["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir],
+  ];
+  const child = spawn("nats-server", args, {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...options.env },
+  });
   running.add(child);
   const output: string[] = [];
   const ready = new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@ import { NODE_ID_PATTERN } from "../../protocol/registry.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
-import { NATS_CONFIG_KEYS } from "../../core/nats/nats-config.js";
+import { checkNatsCredentials, NATS_CONFIG_KEYS } from "../../core/nats/nats-config.js";
 import { expandHome } from "../../core/paths.js";
 
 const seconds = (fallback: number) => z.number().positive().default(fallback);
@@ -103,6 +103,7 @@ export const AgentConfigSchema = z
       },
       ctx,
     );
+    checkNatsCredentials(config, ctx);
   });
 
 /** Options that would move a managed server off the loopback address and port the agent picks. */

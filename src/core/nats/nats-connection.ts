@@ -11,7 +11,8 @@ export class NatsUnavailableError extends Error {
 }
 
 /**
- * Connects to the NATS of `config` as `name` (shown by the server's monitoring). A process
+ * Connects to the NATS of `config` as `name` (shown by the server's monitoring), with its
+ * inboxes under `inboxPrefix` when given (`_INBOX` otherwise). A process
  * that cannot reach NATS at start fails with a NatsUnavailableError naming the servers (a
  * supervisor restarts it); once connected it never gives up reconnecting, so a restarted NATS
  * costs a blip, not the fleet. Status changes are logged.
@@ -20,11 +21,14 @@ export async function connectNats(
   config: NatsConfig,
   name: string,
   log: Logger,
+  inboxPrefix?: string,
 ): Promise<NatsConnection> {
   const servers = natsServers(config);
   const options: NodeConnectionOptions = {
     servers,
     name,
+    // A node's own inboxes, so permissions can keep it from reading anyone else's replies.
+    ...(inboxPrefix ? { inboxPrefix } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     ...(config.nats_user ? { user: config.nats_user, pass: config.nats_password } : {}),

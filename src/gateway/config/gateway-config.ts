@@ -2,7 +2,11 @@ import { z } from "zod";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
-import { NATS_CONFIG_KEYS } from "../../core/nats/nats-config.js";
+import {
+  checkNatsCredentials,
+  NATS_CONFIG_KEYS,
+  natsServers,
+} from "../../core/nats/nats-config.js";
 import { LEASE_HEARTBEATS } from "../../protocol/registry.js";
 import { PROCESSING_INTERVAL_MS } from "../../protocol/processing.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
@@ -73,16 +77,20 @@ export const GatewayConfigSchema = z
       .default("info"),
   })
   .superRefine((config, ctx) => {
-    checkBinding(
-      {
-        ...config,
-        secretKey: "join_token",
-        secret: config.join_token,
-        envVariable: SECRET_ENV.join_token,
-        risk: "anyone could register a node and receive users' prompts",
-      },
-      ctx,
-    );
+    // Over NATS agents register there, protected by NATS credentials, not the join token.
+    if (natsServers(config).length === 0) {
+      checkBinding(
+        {
+          ...config,
+          secretKey: "join_token",
+          secret: config.join_token,
+          envVariable: SECRET_ENV.join_token,
+          risk: "anyone could register a node and receive users' prompts",
+        },
+        ctx,
+      );
+    }
+    checkNatsCredentials(config, ctx);
     checkUnique(config.api_keys, "api_keys", "name", ctx);
     checkUnique(config.wakeable, "wakeable", "id", ctx);
   });

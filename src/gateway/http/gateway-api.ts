@@ -25,6 +25,8 @@ export interface GatewayApi {
   readonly maxDescriptorBytes: number;
   readonly metrics: GatewayMetrics;
   readonly registry: RegistryService;
+  /** The registry is the NATS bucket (SPEC §8): agents register there, not over HTTP. */
+  readonly registryOverNats: boolean;
   readonly forwarder: Forwarder;
   readonly commands: NodeCommands;
   readonly keys: ClientKeys;

@@ -173,6 +173,13 @@ async function readDescriptor<T>(
   schema: z.ZodType<T>,
 ): Promise<T> {
   try {
+    if (gateway.registryOverNats) {
+      // Registered here, a node would exist on this gateway alone: the fleet's registry is NATS.
+      throw new RoleMeshError(
+        "invalid_request",
+        "this gateway keeps its registry in NATS: give the agent nats_url instead of dispatcher_base_url",
+      );
+    }
     return await readJson(ctx, gateway.maxDescriptorBytes, schema);
   } catch (err) {
     gateway.metrics.observeRegistryMessage(message, toRoleMeshError(err).code);

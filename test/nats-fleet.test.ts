@@ -145,6 +145,50 @@ describe("a fleet over NATS", () => {
     }
   });
 
+  test("client keys and wakeable entries are the same on every gateway", async () => {
+    const [first, second] = gateways as [AgentProcess, AgentProcess];
+    const keyNames = async (gateway: AgentProcess) =>
+      (await gateway.json<{ keys: { name: string }[] }>("/api/keys")).keys
+        .map((k) => k.name)
+        .sort();
+    // Created at once on both gateways: both land (compare-and-set on the shared document).
+    const created = await Promise.all([
+      postJson(`${first.url}/api/keys`, { name: "app-1" }),
+      postJson(`${second.url}/api/keys`, { name: "app-2" }),
+    ]);
+    for (const answer of created) assert.equal(answer.status, 201, answer.text);
+    for (const gateway of gateways) {
+      await waitUntil(
+        async () => (await keyNames(gateway)).join() === "app-1,app-2",
+        `${gateway.url} to hold both keys`,
+      );
+    }
+    const secret = (created[0]!.body as { key: string }).key;
+    const asApp = { headers: { authorization: `Bearer ${secret}` } };
+    assert.equal((await postJson(`${second.url}/v1/chat/completions`, chat, asApp)).status, 200);
+    assertError(await postJson(`${second.url}/v1/chat/completions`, chat), 401, "invalid_api_key");
+
+    const added = await postJson(`${second.url}/api/wakeable`, { id: "spare", vram_mb: 24576 });
+    assert.equal(added.status, 201, added.text);
+    await waitUntil(
+      async () =>
+        (await first.json<{ wakeable: { id: string }[] }>("/api/wakeable")).wakeable.some(
+          (entry) => entry.id === "spare",
+        ),
+      "the entry added through one gateway to show on the other",
+    );
+
+    // Open again for the tests that follow.
+    for (const name of ["app-1", "app-2"]) {
+      const deleted = await fetch(`${first.url}/api/keys/${name}`, {
+        method: "DELETE",
+        headers: { "content-type": "application/json" },
+      });
+      assert.equal(deleted.status, 200);
+    }
+    await waitUntil(async () => (await keyNames(second)).length === 0, "the keys to be gone");
+  });
+
   test("a gateway on NATS refuses registrations over HTTP: they would live on it alone", async () => {
     const answer = await postJson(
       `${gateways[0]!.url}${REGISTRY_PATHS.register}`,

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,7 +9,10 @@ import { RoleMeshError } from "../core/errors.js";
 import { bearerToken, secretsEqual } from "../core/http/bearer.js";
 import { bindRoutes, requestListener, RouteTable } from "../core/http/route-table.js";
 import { createApiServer } from "../core/http/server.js";
+import { KvDocument } from "../core/nats/kv-document.js";
 import { natsServers } from "../core/nats/nats-config.js";
+import { JsonFileDocument } from "../core/state/shared-document.js";
+import type { SharedDocument } from "../core/state/shared-document.js";
 import { connectNats } from "../core/nats/nats-connection.js";
 import { sseEvent } from "../core/http/sse.js";
 import type { Route } from "../core/http/route-table.js";
@@ -211,15 +215,6 @@ export class Gateway implements GatewayApi {
     options: GatewayOptions = {},
   ): Promise<Gateway> {
     const stateDir = expandHome(config.state_dir);
-    const keys = await ClientKeys.open(stateDir, config.api_keys);
-    const wakeable = await WakeableEntries.open(stateDir, config.wakeable);
-    const identities = await NodeIdentities.open(
-      stateDir,
-      IDENTITIES_PER_NODE * config.max_nodes,
-      log,
-    );
-    const console = await ConsoleAssets.load();
-    if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
     const nats =
       natsServers(config).length > 0
         ? await connectNats(
@@ -228,6 +223,20 @@ export class Gateway implements GatewayApi {
             log.child({ component: "nats" }),
           )
         : undefined;
+    // Over NATS every gateway reads and writes the same state (SPEC §8).
+    const document = <T>(name: string, fallback: T): Promise<SharedDocument<T>> =>
+      nats
+        ? KvDocument.open(nats, name, fallback, log)
+        : Promise.resolve(new JsonFileDocument(join(stateDir, `${name}.json`), fallback));
+    const keys = await ClientKeys.open(await document("keys", []), config.api_keys);
+    const wakeable = await WakeableEntries.open(await document("wakeable", []), config.wakeable);
+    const identities = await NodeIdentities.open(
+      stateDir,
+      IDENTITIES_PER_NODE * config.max_nodes,
+      log,
+    );
+    const console = await ConsoleAssets.load();
+    if (!console.built) log.warn("the web console is not built (npm run build); / answers 404");
     const gateway = new Gateway(
       config,
       log,

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { join } from "node:path";
 import { RoleMeshError } from "../../core/errors.js";
-import { readJsonFile, writeJsonFile } from "../../core/json-file.js";
+import type { SharedDocument } from "../../core/state/shared-document.js";
 
 /** A client key as the gateway holds it: the secret only as its SHA-256. */
 export interface ClientKey {
@@ -15,7 +14,8 @@ export interface ClientKey {
   created_at: string;
 }
 
-interface StoredKey extends ClientKey {
+/** A key as stored: its secret only as SHA-256. */
+export interface StoredKey extends ClientKey {
   sha256: string;
 }
 
@@ -29,28 +29,33 @@ const hash = (secret: string) => createHash("sha256").update(secret).digest("hex
 
 /**
  * Client keys (SPEC §7.3): static ones from the config and ones added through the admin API,
- * kept hashed in `state_dir/keys.json` (replaced atomically). A presented key is hashed and
- * looked up, so the lookup reveals nothing about the secrets held.
+ * kept hashed in a shared document — `state_dir/keys.json`, or the NATS state bucket that every
+ * gateway reads (SPEC §8), so a key created on one gateway works on all. A presented key is
+ * hashed and looked up, so the lookup reveals nothing about the secrets held.
  */
 export class ClientKeys {
-  readonly #byHash = new Map<string, StoredKey>();
-  readonly #file: string;
+  readonly #configured: StoredKey[];
+  readonly #document: SharedDocument<StoredKey[]>;
+  #byHash = new Map<string, StoredKey>();
 
-  private constructor(file: string) {
-    this.#file = file;
+  private constructor(configured: StoredKey[], document: SharedDocument<StoredKey[]>) {
+    this.#configured = configured;
+    this.#document = document;
+    document.on("change", (stored) => this.#index(stored));
   }
 
   static async open(
-    stateDir: string,
+    document: SharedDocument<StoredKey[]>,
     staticKeys: readonly (NewKey & { key: string })[],
   ): Promise<ClientKeys> {
-    const keys = new ClientKeys(join(stateDir, "keys.json"));
-    for (const key of staticKeys) {
-      keys.#add({ ...withDefaults(key), source: "config", created_at: "", sha256: hash(key.key) });
-    }
-    for (const key of await readJsonFile<StoredKey[]>(keys.#file, [])) {
-      keys.#add({ ...key, source: "store" });
-    }
+    const configured = staticKeys.map((key): StoredKey => ({
+      ...withDefaults(key),
+      source: "config",
+      created_at: "",
+      sha256: hash(key.key),
+    }));
+    const keys = new ClientKeys(configured, document);
+    keys.#index(await document.read());
     return keys;
   }
 
@@ -71,44 +76,54 @@ export class ClientKeys {
 
   /** Creates a key; the secret is returned once and never stored in clear. */
   async create(request: NewKey): Promise<{ key: string; info: ClientKey }> {
-    if (this.list().some((key) => key.name === request.name)) {
-      throw new RoleMeshError("invalid_request", `a key named "${request.name}" exists already`, {
-        param: "name",
-      });
-    }
     const secret = `rmk-${randomBytes(24).toString("base64url")}`;
-    const stored: StoredKey = {
+    const created: StoredKey = {
       ...withDefaults(request),
       source: "store",
       created_at: new Date().toISOString(),
       sha256: hash(secret),
     };
-    this.#add(stored);
-    await this.#save();
-    return { key: secret, info: publicView(stored) };
+    this.#index(
+      await this.#document.update((stored) => {
+        if ([...this.#configured, ...stored].some((key) => key.name === request.name)) {
+          throw new RoleMeshError(
+            "invalid_request",
+            `a key named "${request.name}" exists already`,
+            {
+              param: "name",
+            },
+          );
+        }
+        return [...stored, created];
+      }),
+    );
+    return { key: secret, info: publicView(created) };
   }
 
   async delete(name: string): Promise<boolean> {
-    const found = [...this.#byHash.entries()].find(([, key]) => key.name === name);
-    if (!found) return false;
-    if (found[1].source === "config") {
+    if (this.#configured.some((key) => key.name === name)) {
       throw new RoleMeshError(
         "invalid_request",
         `key "${name}" comes from the config file; remove it there`,
       );
     }
-    this.#byHash.delete(found[0]);
-    await this.#save();
-    return true;
+    let found = false;
+    this.#index(
+      await this.#document.update((stored) => {
+        found = stored.some((key) => key.name === name);
+        return stored.filter((key) => key.name !== name);
+      }),
+    );
+    return found;
   }
 
-  #add(key: StoredKey): void {
-    this.#byHash.set(key.sha256, key);
-  }
-
-  async #save(): Promise<void> {
-    const stored = [...this.#byHash.values()].filter((key) => key.source === "store");
-    await writeJsonFile(this.#file, stored);
+  /** The keys to look up: the configured ones and the stored ones now. */
+  #index(stored: StoredKey[]): void {
+    this.#byHash = new Map(
+      [...stored.map((key): StoredKey => ({ ...key, source: "store" })), ...this.#configured].map(
+        (key) => [key.sha256, key],
+      ),
+    );
   }
 }
 

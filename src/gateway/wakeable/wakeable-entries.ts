@@ -1,8 +1,7 @@
 import { EventEmitter } from "node:events";
-import { join } from "node:path";
 import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
-import { readJsonFile, writeJsonFile } from "../../core/json-file.js";
+import type { SharedDocument } from "../../core/state/shared-document.js";
 import type { WakeableStatus } from "../../protocol/wakeable.js";
 
 /** One wakeable entry, in the config's `wakeable:` list or sent to `POST /api/wakeable`. */
@@ -25,33 +24,32 @@ export const WakeableEntrySchema = z.strictObject({
 
 export type WakeableEntry = z.output<typeof WakeableEntrySchema>;
 
-interface HeldEntry extends WakeableEntry {
-  source: "config" | "store";
-}
-
 /**
  * Wakeable entries (SPEC §11): the config's, plus those added through the admin API and kept
- * in `state_dir/wakeable.json`. Emits `change` after every change, for live views.
+ * in a shared document — `state_dir/wakeable.json`, or the NATS state bucket every gateway
+ * reads (SPEC §8). Emits `change` after every change, another gateway's included.
  */
 export class WakeableEntries extends EventEmitter<{ change: [] }> {
-  readonly #entries = new Map<string, HeldEntry>();
-  readonly #file: string;
+  readonly #configured: WakeableEntry[];
+  readonly #document: SharedDocument<WakeableEntry[]>;
+  #entries = new Map<string, WakeableEntry>();
 
-  private constructor(file: string) {
+  private constructor(configured: WakeableEntry[], document: SharedDocument<WakeableEntry[]>) {
     super();
-    this.#file = file;
+    this.#configured = configured;
+    this.#document = document;
+    document.on("change", (stored) => {
+      this.#index(stored);
+      this.emit("change");
+    });
   }
 
   static async open(
-    stateDir: string,
+    document: SharedDocument<WakeableEntry[]>,
     configured: readonly WakeableEntry[],
   ): Promise<WakeableEntries> {
-    const entries = new WakeableEntries(join(stateDir, "wakeable.json"));
-    for (const entry of await readJsonFile<WakeableEntry[]>(entries.#file, [])) {
-      entries.#entries.set(entry.id, { ...entry, source: "store" });
-    }
-    // The config wins over a stored entry of the same id.
-    for (const entry of configured) entries.#entries.set(entry.id, { ...entry, source: "config" });
+    const entries = new WakeableEntries([...configured], document);
+    entries.#index(await document.read());
     return entries;
   }
 
@@ -71,26 +69,30 @@ export class WakeableEntries extends EventEmitter<{ change: [] }> {
 
   /** Adds or replaces a stored entry. */
   async put(entry: WakeableEntry): Promise<void> {
-    if (this.#entries.get(entry.id)?.source === "config") throw fromConfig(entry.id);
-    this.#entries.set(entry.id, { ...entry, source: "store" });
-    await this.#save();
+    if (this.#fromConfig(entry.id)) throw fromConfig(entry.id);
+    await this.#document.update((stored) => [
+      ...stored.filter((held) => held.id !== entry.id),
+      entry,
+    ]);
   }
 
   async delete(id: string): Promise<boolean> {
-    const found = this.#entries.get(id);
-    if (!found) return false;
-    if (found.source === "config") throw fromConfig(id);
-    this.#entries.delete(id);
-    await this.#save();
-    return true;
+    if (this.#fromConfig(id)) throw fromConfig(id);
+    let found = false;
+    await this.#document.update((stored) => {
+      found = stored.some((held) => held.id === id);
+      return stored.filter((held) => held.id !== id);
+    });
+    return found;
   }
 
-  async #save(): Promise<void> {
-    const stored = [...this.#entries.values()]
-      .filter((entry) => entry.source === "store")
-      .map(({ source: _source, ...entry }) => entry);
-    await writeJsonFile(this.#file, stored);
-    this.emit("change");
+  #fromConfig(id: string): boolean {
+    return this.#configured.some((entry) => entry.id === id);
+  }
+
+  /** The config's entries win over a stored entry of the same id. */
+  #index(stored: WakeableEntry[]): void {
+    this.#entries = new Map([...stored, ...this.#configured].map((entry) => [entry.id, entry]));
   }
 }
 

@@ -12,11 +12,13 @@ import { diskFull } from "./scenarios/disk-full.js";
 import { engineKill } from "./scenarios/engine-kill.js";
 import { engineKillLoading } from "./scenarios/engine-kill-loading.js";
 import { frozenAgent } from "./scenarios/frozen-agent.js";
+import { gatewayKill } from "./scenarios/gateway-kill.js";
 import { gatewayRestart } from "./scenarios/gateway-restart.js";
 import { hostileInput } from "./scenarios/hostile-input.js";
 import { hungLoad } from "./scenarios/hung-load.js";
 import { hungUpstream } from "./scenarios/hung-upstream.js";
 import { identityConflict } from "./scenarios/identity-conflict.js";
+import { natsRestart } from "./scenarios/nats-restart.js";
 import { overload } from "./scenarios/overload.js";
 import { soak } from "./scenarios/soak.js";
 
@@ -34,6 +36,8 @@ const SCENARIOS: Scenario[] = [
   identityConflict,
   diskFull,
   frozenAgent,
+  natsRestart,
+  gatewayKill,
 ];
 
 /** `90s`, `30m`, `2h` or a number of seconds. */

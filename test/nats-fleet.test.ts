@@ -14,6 +14,7 @@ import { REGISTRY_PATHS } from "../src/protocol/paths.js";
 import type { LoadResult, UnloadResult } from "../src/protocol/node-commands.js";
 import type { OperationStatus } from "../src/protocol/operations.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
+import { launchBrowser } from "./helpers/browser.js";
 import { startFileServer } from "./helpers/file-server.js";
 import type { FileServer } from "./helpers/file-server.js";
 import { assertError, postJson } from "./helpers/http-client.js";
@@ -26,10 +27,11 @@ import {
   testModel,
   waitUntil,
 } from "./helpers/launcher.js";
-import { startNatsServer } from "./helpers/nats-server.js";
+import { startNatsServer, stopNatsServers } from "./helpers/nats-server.js";
 import { playedNode } from "./helpers/played-node.js";
 import type { NatsServer } from "./helpers/nats-server.js";
 
+after(stopNatsServers);
 const HEARTBEAT_S = 1;
 const chat = { model: "stories", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 };
 
@@ -85,17 +87,25 @@ describe("a fleet over NATS", () => {
         async () => (await status(gateway)).gateways.length === 2,
         `${gateway.url} to list both gateways`,
       );
+      // Least load first, ties taken in turn: both nodes serve sooner or later.
       const served = new Set<string>();
-      for (let i = 0; i < 6; i++) {
+      await waitUntil(async () => {
         const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat);
         assert.equal(answer.status, 200, answer.text);
         served.add(String(answer.headers["x-rolemesh-node"]));
-      }
+        return served.size === 2;
+      }, `${gateway.url} to route to both nodes`);
       assert.deepEqual([...served].sort(), ["node-a", "node-b"]);
     }
     const [first] = gateways;
     const { gateway, gateways: listed } = await status(first!);
     assert.equal(listed[0]?.id, gateway.id, "this gateway first");
+    // The console lists them too.
+    const page = await (await launchBrowser()).newPage();
+    await page.goto(first!.url);
+    await page.locator("[data-gateway]").nth(1).waitFor();
+    assert.equal(await page.locator("[data-gateway]").count(), 2);
+    await page.close();
   });
 
   test("commands over NATS: any gateway commands any node, and follows its operations", async () => {

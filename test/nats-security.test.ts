@@ -25,10 +25,11 @@ import {
   testModel,
   waitUntil,
 } from "./helpers/launcher.js";
-import { startNatsServer } from "./helpers/nats-server.js";
+import { startNatsServer, stopNatsServers } from "./helpers/nats-server.js";
 import type { NatsServer } from "./helpers/nats-server.js";
 import { playedNode } from "./helpers/played-node.js";
 
+after(stopNatsServers);
 const GATEWAY_PASSWORD = "gateway-password-for-tests";
 const NODE_PASSWORD = "node-a-password-for-tests";
 

@@ -89,3 +89,18 @@ test("models and roles are gathered across nodes", () => {
     ],
   );
 });
+
+test("the gateways sharing the fleet come with the status and change with their own event", () => {
+  const store = new FleetStore();
+  const gateway = (id: string) => ({ id, url: `http://${id}`, version: "0.1.0", last_seen: "" });
+  store.apply({ type: "status", status: { ...status([]), gateways: [gateway("g1:8080")] } });
+  assert.deepEqual(
+    store.gateways.map((g) => g.id),
+    ["g1:8080"],
+  );
+  store.apply({ type: "gateways", gateways: [gateway("g1:8080"), gateway("g2:8080")] });
+  assert.deepEqual(
+    store.gateways.map((g) => g.id),
+    ["g1:8080", "g2:8080"],
+  );
+});

@@ -3,7 +3,12 @@
  * status, later ones change one node (or the wakeable list). Pure: no DOM, no network.
  */
 import type { LiveState } from "../protocol/inventory.js";
-import type { PeerStatus, RegistryEvent, StatusResponse } from "../protocol/registry.js";
+import type {
+  GatewayStatus,
+  PeerStatus,
+  RegistryEvent,
+  StatusResponse,
+} from "../protocol/registry.js";
 import type { WakeableStatus } from "../protocol/wakeable.js";
 
 export type Connection = "connecting" | "live" | "reconnecting" | "needs-key";
@@ -22,6 +27,8 @@ export class FleetStore {
   gatewayState: LiveState = "client";
   readonly peers = new Map<string, PeerStatus>();
   wakeable: WakeableStatus[] = [];
+  /** The gateways sharing the fleet (several over NATS), the one serving this page first. */
+  gateways: GatewayStatus[] = [];
   connection: Connection = "connecting";
   /** When each node's last heartbeat arrived, on this browser's clock. */
   readonly #heardAt = new Map<string, number>();
@@ -54,6 +61,10 @@ export class FleetStore {
         for (const peer of event.status.peers)
           this.#put(peer, Math.min(this.#now(), Date.parse(peer.last_seen)));
         this.wakeable = event.status.wakeable;
+        this.gateways = event.status.gateways;
+        break;
+      case "gateways":
+        this.gateways = event.gateways;
         break;
       case "node_registered":
       case "node_updated":

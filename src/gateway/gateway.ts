@@ -274,6 +274,7 @@ export class Gateway implements GatewayApi {
       this.config.heartbeat_interval_s,
       log,
     );
+    peers.on("change", () => this.#broadcast({ type: "gateways", gateways: peers.list() }));
     return { connection, feed, peers };
   }
 

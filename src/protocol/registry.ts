@@ -116,5 +116,7 @@ export type RegistryEvent =
   | { type: "node_registered" | "node_updated"; node: PeerStatus }
   | { type: "node_removed"; node_id: string; reason: string }
   | { type: "wakeable"; wakeable: WakeableStatus[] }
+  /** A gateway joined or left the fleet's NATS (SPEC §8). */
+  | { type: "gateways"; gateways: GatewayStatus[] }
   /** The gateway's own process changed state (`rolemesh up`: its local agent). */
   | { type: "gateway_state"; node_state: LiveState };

@@ -1,17 +1,17 @@
 /**
- * A real nats-server (Debian's, with JetStream) for tests, as nats.js's own tests start one:
- * on a free loopback port with a store in a temp dir, stopped after the test file. It can be
- * restarted on the same port, keeping its store or losing it.
+ * A real nats-server (Debian's, with JetStream) for tests and chaos scenarios, as nats.js's own
+ * tests start one: on a free loopback port with its store in a temp dir. It can be restarted on
+ * the same port, keeping its store or losing it. Free of node:test, so the chaos suite uses it
+ * too; a test file stops its servers with `after(stopNatsServers)`.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { after } from "node:test";
 import { freeLoopbackPort } from "../../src/core/net.js";
-import { tempDir } from "./launcher.js";
 
 export interface NatsServer {
   /** `nats://127.0.0.1:PORT`, the same across restarts. */
@@ -23,9 +23,13 @@ export interface NatsServer {
 }
 
 const running = new Set<ChildProcess>();
-after(() => {
-  for (const child of running) child.kill("SIGKILL");
-});
+const storeDirs: string[] = [];
+
+/** Stops every server started here and removes their stores. */
+export async function stopNatsServers(): Promise<void> {
+  await Promise.all([...running].map(stop));
+  await Promise.all(storeDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+}
 
 export interface NatsServerOptions {
   /** A config file (`-c`); the port, address and store given here override its own. */
@@ -36,7 +40,9 @@ export interface NatsServerOptions {
 
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const port = await freeLoopbackPort();
-  const storeDir = join(await tempDir("rolemesh-nats-"), "store");
+  const home = await mkdtemp(join(tmpdir(), "rolemesh-nats-"));
+  storeDirs.push(home);
+  const storeDir = join(home, "store");
   const start = () => launch(port, storeDir, options);
   let child = await start();
   return {

@@ -30,11 +30,33 @@ export function overview(store: FleetStore): HTMLElement[] {
     section("topology", "Topology", topology(store)),
     section("models", "Models and roles", modelsTable(store)),
   ];
+  // Shown when several gateways share the fleet over NATS (SPEC §8).
+  if (store.gateways.length > 1) {
+    views.push(section("gateways", `Gateways (${store.gateways.length})`, gatewayList(store)));
+  }
   // Shown only when there is something to wake (SPEC §11).
   if (store.wakeable.length > 0) {
     views.push(section("wakeable", "Wakeable capacity", wakeableList(store.wakeable)));
   }
   return views;
+}
+
+function gatewayList(store: FleetStore): HTMLElement {
+  return h(
+    "ul",
+    { class: "gateway-list", role: "list" },
+    store.gateways.map((gateway, i) =>
+      h(
+        "li",
+        { "data-gateway": gateway.id },
+        h("strong", {}, gateway.id),
+        " ",
+        h("span", { class: "muted" }, gateway.url),
+        " ",
+        h("span", { class: "muted" }, i === 0 ? "serves this page" : `v${gateway.version}`),
+      ),
+    ),
+  );
 }
 
 function nodeCard(store: FleetStore, node: PeerStatus): HTMLElement {

@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { Logger } from "../../core/logger.js";
 import { GATEWAY_HEARTBEATS, gatewayHeartbeatSubject } from "../../protocol/nats.js";
@@ -10,9 +11,9 @@ const MISSED_HEARTBEATS = 3;
 /**
  * The gateways sharing a NATS (SPEC §8 `gateways[]`): this one announces itself every
  * heartbeat interval and lists every gateway heard from within three intervals, itself
- * included, for `/api/status` and the console.
+ * included, for `/api/status` and the console. Emits `change` when one joins or leaves.
  */
-export class GatewayPeers {
+export class GatewayPeers extends EventEmitter<{ change: [] }> {
   readonly #self: GatewayHeartbeat;
   readonly #intervalMs: number;
   readonly #connection: NatsConnection;
@@ -21,6 +22,7 @@ export class GatewayPeers {
   readonly #timer: NodeJS.Timeout;
 
   constructor(connection: NatsConnection, self: GatewayHeartbeat, intervalS: number, log: Logger) {
+    super();
     this.#connection = connection;
     this.#self = self;
     this.#intervalMs = intervalS * 1000;
@@ -30,7 +32,9 @@ export class GatewayPeers {
         try {
           const heartbeat = msg.json<GatewayHeartbeat>();
           if (typeof heartbeat.id === "string" && typeof heartbeat.url === "string") {
+            const joined = !this.#heard.has(heartbeat.id);
             this.#heard.set(heartbeat.id, { heartbeat, at: Date.now() });
+            if (joined) this.emit("change");
           }
         } catch {
           // not a gateway's heartbeat
@@ -38,7 +42,12 @@ export class GatewayPeers {
       },
     });
     this.#announce();
-    this.#timer = setInterval(() => this.#announce(), this.#intervalMs);
+    this.#timer = setInterval(() => {
+      this.#announce();
+      const before = this.#heard.size;
+      this.list();
+      if (this.#heard.size !== before) this.emit("change");
+    }, this.#intervalMs);
     this.#timer.unref();
   }
 

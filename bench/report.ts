@@ -3,6 +3,7 @@ import type { EngineRow } from "./scenarios/engine.js";
 import type { FailoverResult } from "./scenarios/failover.js";
 import type { Footprint } from "./scenarios/footprint.js";
 import type { RelayRow } from "./scenarios/relay.js";
+import type { NatsScaleRow } from "./scenarios/registry-nats.js";
 import type { ScaleRow } from "./scenarios/registry-scale.js";
 import type { StreamingRow } from "./scenarios/streaming.js";
 import type { Figure } from "./lib/stats.js";
@@ -15,6 +16,7 @@ export interface BenchResults {
   readiness?: Figure;
   failover?: FailoverResult;
   registry?: { rows: ScaleRow[]; largestUnder50: number | null };
+  registryNats?: NatsScaleRow[];
   footprint?: Footprint;
   engine?: EngineRow[];
 }
@@ -134,6 +136,23 @@ export function writeReport(results: BenchResults): string {
       "",
       `Largest count held with p99 < 50 ms: **${results.registry.largestUnder50 ?? "none"}**.`,
     );
+  }
+  if (results.registryNats) {
+    out.push("", "## P5n Registry over NATS (two gateways, a put every 5 s per node)", "");
+    out.push(
+      table(
+        ["nodes", "puts/s", "put → seen p50 ms", "p99 ms", "gateway CPU", "errors"],
+        results.registryNats.map((row) => [
+          row.nodes,
+          round(row.putsPerSecond, 0),
+          round(row.p50Ms, 1),
+          round(row.p99Ms, 1),
+          row.gatewayCpuPct.map((pct) => `${round(pct, 0)}%`).join(" / "),
+          row.errors,
+        ]),
+      ),
+    );
+    out.push("", "Goal: 10,000 nodes with p99 < 100 ms.");
   }
   if (results.footprint) {
     const f = results.footprint;

@@ -13,6 +13,7 @@ import { engineSpeed } from "./scenarios/engine.js";
 import { failover } from "./scenarios/failover.js";
 import { footprint } from "./scenarios/footprint.js";
 import { readiness } from "./scenarios/readiness.js";
+import { registryOverNats } from "./scenarios/registry-nats.js";
 import { registryScale } from "./scenarios/registry-scale.js";
 import { relayCost } from "./scenarios/relay.js";
 import { streaming, STREAM_SETUP } from "./scenarios/streaming.js";
@@ -63,6 +64,9 @@ const results = {
   failover: await section("failover", () => failover(quick ? 1 : 3)),
   registry: await section("registry", () =>
     registryScale(quick ? [1000] : [1000, 5000, 10_000], quick ? 5 : 15),
+  ),
+  registryNats: await section("registry-nats", () =>
+    registryOverNats(quick ? [1000] : [1000, 5000, 10_000], quick ? 5 : 15),
   ),
   footprint: await section("footprint", () => footprint(quick ? 1 : 5)),
   engine: await section("engine", () => engineSpeed(quick ? 2 : 5)),

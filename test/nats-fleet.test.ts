@@ -22,6 +22,7 @@ import type { AgentProcess } from "./helpers/launcher.js";
 import {
   startAgent,
   startGateway,
+  startUp,
   stopAgent,
   STORIES_MODEL,
   testModel,
@@ -100,6 +101,10 @@ describe("a fleet over NATS", () => {
     const [first] = gateways;
     const { gateway, gateways: listed } = await status(first!);
     assert.equal(listed[0]?.id, gateway.id, "this gateway first");
+    // Each gateway measures how long puts take to reach its registry.
+    const metrics = await (await fetch(`${first!.url}/metrics`)).text();
+    const lagged = /^rolemesh_gateway_registry_lag_seconds_count (\d+)/m.exec(metrics);
+    assert.ok(Number(lagged?.[1]) > 0, "registry lag observed");
     // The console lists them too.
     const page = await (await launchBrowser()).newPage();
     await page.goto(first!.url);
@@ -258,5 +263,22 @@ describe("a fleet over NATS", () => {
       "the killed agent to age out",
       10 * HEARTBEAT_S * 1000,
     );
+  });
+
+  test("rolemesh up joins the fleet: its agent registers over NATS, its gateway sees all", async () => {
+    const config = { nats_url: nats.url, heartbeat_interval_s: HEARTBEAT_S };
+    const up = await startUp({
+      config: { gateway: config, agent: { ...config, node_id: "up-node", models: [testModel()] } },
+    });
+    try {
+      const gateway = gateways[0]!;
+      await waitUntil(async () => (await nodesOf(gateway)).includes("up-node"), "up's agent");
+      await waitUntil(
+        async () => (await status(up)).gateways.length === 2,
+        "up's gateway to list both",
+      );
+    } finally {
+      await stopAgent(up);
+    }
   });
 });

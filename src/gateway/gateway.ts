@@ -14,7 +14,7 @@ import { natsServers } from "../core/nats/nats-config.js";
 import { JsonFileDocument } from "../core/state/shared-document.js";
 import type { SharedDocument } from "../core/state/shared-document.js";
 import { connectNats } from "../core/nats/nats-connection.js";
-import { sseEvent } from "../core/http/sse.js";
+import { sseEvent, streamEvents } from "../core/http/sse.js";
 import type { Route } from "../core/http/route-table.js";
 import { modelList } from "../core/proxy/model-list.js";
 import type { Logger } from "../core/logger.js";
@@ -103,8 +103,11 @@ export class Gateway implements GatewayApi {
   readonly #requests = new WorkInProgress();
   #stopping = false;
   #shutdown: Promise<void> | undefined;
-  /** Open `/api/events` streams, each with what its reader may see. */
-  readonly #events = new Map<ServerResponse, StatusViewer>();
+  /**
+   * Open `/api/events` streams: what each reader may see, and how many bytes it may have
+   * unread — the backlog limit plus its first status, which a large fleet makes larger alone.
+   */
+  readonly #events = new Map<ServerResponse, { viewer: StatusViewer; allowance: number }>();
   /** Requests of read routes that came with a client key, not the admin's. */
   readonly #clientReaders = new WeakSet<IncomingMessage>();
   readonly #localState: () => LiveState;
@@ -267,7 +270,13 @@ export class Gateway implements GatewayApi {
   /** Reads the registry from the nodes bucket and announces this gateway, over `connection`. */
   #joinNats(connection: NatsConnection): NatsPlane {
     const log = this.log.child({ component: "nats" });
-    const feed = new KvRegistryFeed(connection, this.registry, leaseSeconds(this.config), log);
+    const feed = new KvRegistryFeed(
+      connection,
+      this.registry,
+      leaseSeconds(this.config),
+      log,
+      (seconds) => this.metrics.observeRegistryLag(seconds),
+    );
     const peers = new GatewayPeers(
       connection,
       { id: this.id, url: this.url, version: VERSION, started_at: this.startedAt.toISOString() },
@@ -357,10 +366,6 @@ export class Gateway implements GatewayApi {
     });
   }
 
-  /**
-   * Keeps an SSE client of `/api/events` until it leaves; beyond `max_event_clients` open
-   * streams, 503 with `Retry-After` (as nginx's `limit_conn`), since each may hold a backlog.
-   */
   statusFor(req: IncomingMessage): StatusResponse {
     return statusFor(this.status(), this.#viewerOf(req));
   }
@@ -369,6 +374,11 @@ export class Gateway implements GatewayApi {
     return this.#clientReaders.has(req) ? "client" : "admin";
   }
 
+  /**
+   * Starts an SSE client of `/api/events` with the current status and keeps it until it leaves;
+   * beyond `max_event_clients` open streams, 503 with `Retry-After` (as nginx's `limit_conn`),
+   * since each may hold a backlog.
+   */
   addEventClient(req: IncomingMessage, res: ServerResponse): void {
     if (this.#events.size >= this.config.max_event_clients) {
       this.metrics.eventClientRefused();
@@ -378,7 +388,14 @@ export class Gateway implements GatewayApi {
         { retryAfterS: EVENT_CLIENT_RETRY_S },
       );
     }
-    this.#events.set(res, this.#viewerOf(req));
+    const viewer = this.#viewerOf(req);
+    const status = sseEvent({ type: "status", status: statusFor(this.status(), viewer) });
+    streamEvents(res);
+    res.write(status);
+    this.#events.set(res, {
+      viewer,
+      allowance: EVENT_BACKLOG_LIMIT_BYTES + Buffer.byteLength(status),
+    });
     res.once("close", () => this.#events.delete(res));
   }
 
@@ -395,8 +412,8 @@ export class Gateway implements GatewayApi {
       }
       return payload;
     };
-    for (const [client, viewer] of this.#events) {
-      if (client.writableLength > EVENT_BACKLOG_LIMIT_BYTES) {
+    for (const [client, { viewer, allowance }] of this.#events) {
+      if (client.writableLength > allowance) {
         // A reader that stopped reading (a frozen tab, a stuck script) would make the gateway
         // hold every later event for it. Cut it off; a console reconnects to a fresh status.
         this.log.warn(

@@ -49,6 +49,9 @@ export interface GatewayApi {
   admitRequest(): () => void;
   /** Counts an OpenAI request that ended in the metrics. */
   observeRequest(req: IncomingMessage, end: RequestEnd): void;
-  /** Keeps an SSE client of `/api/events` until it leaves; 503 `queue_full` when too many are open. */
+  /**
+   * Starts an SSE client of `/api/events` with the current status and keeps it until it
+   * leaves; 503 `queue_full` when too many are open.
+   */
   addEventClient(req: IncomingMessage, res: ServerResponse): void;
 }

@@ -230,7 +230,6 @@ async function forward(
  */
 function events(gateway: GatewayApi, { req, res }: RequestContext): void {
   gateway.addEventClient(req, res);
-  streamEvents(res).send({ type: "status", status: gateway.statusFor(req) });
 }
 
 /**

@@ -45,6 +45,7 @@ export class GatewayMetrics {
   readonly #keyRequests: Counter<"key" | "outcome">;
   readonly #registryMessages: Counter<"message" | "outcome">;
   readonly #eventClientsRefused: Counter;
+  readonly #registryLag: Histogram;
 
   constructor(options: GatewayMetricsOptions) {
     const { nodes } = options;
@@ -96,6 +97,12 @@ export class GatewayMetrics {
         "OpenAI requests answered, by outcome: ok, aborted (the client left), upstream_error " +
         "(the answer broke off), or the error code answered.",
       labelNames: ["endpoint", "model", "outcome"],
+      registers,
+    });
+    this.#registryLag = new Histogram({
+      name: "rolemesh_gateway_registry_lag_seconds",
+      help: "Over NATS: time from a node's put into the nodes bucket to its descriptor in this gateway's registry.",
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
       registers,
     });
     this.#duration = new Histogram({
@@ -162,6 +169,11 @@ export class GatewayMetrics {
 
   observeRegistryMessage(message: RegistryMessage, outcome: string): void {
     this.#registryMessages.inc({ message, outcome });
+  }
+
+  /** Over NATS: how long a node's put took to reach this gateway's registry. */
+  observeRegistryLag(seconds: number): void {
+    this.#registryLag.observe(Math.max(0, seconds));
   }
 
   eventClientRefused(): void {

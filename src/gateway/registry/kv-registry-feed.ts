@@ -24,11 +24,20 @@ export class KvRegistryFeed {
   readonly #log: Logger;
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #stopped = false;
+  readonly #observeLag: ((seconds: number) => void) | undefined;
   /** Pause before the next watch; none after a reconnect. */
   #rewatchAt = REWATCH_DELAY_MS;
   readonly #running: Promise<void>;
 
-  constructor(connection: NatsConnection, service: RegistryService, leaseS: number, log: Logger) {
+  constructor(
+    connection: NatsConnection,
+    service: RegistryService,
+    leaseS: number,
+    log: Logger,
+    /** Told how long each put took to arrive (the bucket stamps it on the server's clock). */
+    observeLag?: (seconds: number) => void,
+  ) {
+    this.#observeLag = observeLag;
     this.#connection = connection;
     this.#service = service;
     this.#leaseS = leaseS;
@@ -66,6 +75,8 @@ export class KvRegistryFeed {
   #apply(entry: KvWatchEntry): void {
     try {
       if (entry.operation !== "PUT") return this.#service.deleteFromBucket(entry.key);
+      // Last values read at the watch's start are old by nature; only updates tell the lag.
+      if (entry.isUpdate) this.#observeLag?.((Date.now() - entry.created.getTime()) / 1000);
       const descriptor = parseRequest(RegisterRequestSchema, entry.json());
       if (descriptor.node_id !== entry.key) {
         throw new Error(`the descriptor names node "${descriptor.node_id}"`);

@@ -5,15 +5,13 @@
  * gateway started again sees it too.
  */
 import { request } from "undici";
-import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
-import type { Started } from "../../bench/lib/cluster.js";
+import { start, stop } from "../../bench/lib/cluster.js";
 import { chatBody } from "../../bench/lib/client.js";
 import { peers, until } from "../../bench/lib/gateway-status.js";
-import { startNatsServer, stopNatsServers } from "../../test/helpers/nats-server.js";
+import { startNatsFleet, stopNatsFleet } from "../lib/nats-fleet.js";
 import { Checks, sleep } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
-const HEARTBEAT_S = 1;
 const NODES = 2;
 const CLIENTS = 4;
 
@@ -21,16 +19,9 @@ export const gatewayKill: Scenario = {
   name: "gateway kill on NATS",
   async run({ durationS }) {
     const checks = new Checks();
-    const nats = await startNatsServer();
-    const config = { nats_url: nats.url, heartbeat_interval_s: HEARTBEAT_S };
-    const started: Started[] = [];
     try {
-      const doomed = await start("gateway", config);
-      const survivor = await start("gateway", config);
-      started.push(doomed, survivor);
-      for (let i = 0; i < NODES; i++) {
-        started.push(await fakeAgent(2, { ...config, node_id: `kill-${i}` }));
-      }
+      const fleet = await startNatsFleet(NODES, "kill");
+      const [doomed, survivor] = fleet.gateways;
       const fleetOn = async (url: string) => (await peers(url))?.length === NODES;
       checks.expect(
         await until(
@@ -58,8 +49,7 @@ export const gatewayKill: Scenario = {
       checks.expect(counts.lost === 0, `${counts.lost} requests lost`);
       checks.expect(counts.movedOver > 0, "no request had to move: the kill came too late");
       checks.expect(await fleetOn(survivor.url), "the survivor lost nodes");
-      const again = await start("gateway", config);
-      started.push(again);
+      const again = await start("gateway", fleet.config);
       checks.expect(await until(() => fleetOn(again.url), 10_000), "a new gateway missed nodes");
       return checks.outcome({
         sent: counts.sent,
@@ -68,8 +58,7 @@ export const gatewayKill: Scenario = {
         lost: counts.lost,
       });
     } finally {
-      for (const process of started.reverse()) await stop(process);
-      await stopNatsServers();
+      await stopNatsFleet();
     }
   },
 };

@@ -3,31 +3,22 @@
  * through both gateways (the data plane is HTTP) with none admitted lost, and every node is
  * heard from again on every gateway within about one heartbeat interval, never removed.
  */
-import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
 import type { Started } from "../../bench/lib/cluster.js";
 import { chatBody } from "../../bench/lib/client.js";
 import { peers, until } from "../../bench/lib/gateway-status.js";
-import { startNatsServer, stopNatsServers } from "../../test/helpers/nats-server.js";
+import { NATS_HEARTBEAT_S, startNatsFleet, stopNatsFleet } from "../lib/nats-fleet.js";
 import { addTally, closedLoop, emptyTally } from "../lib/load.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
-const HEARTBEAT_S = 1;
 const NODES = 2;
 
 export const natsRestart: Scenario = {
   name: "NATS restart",
   async run({ durationS }) {
     const checks = new Checks();
-    const nats = await startNatsServer();
-    const config = { nats_url: nats.url, heartbeat_interval_s: HEARTBEAT_S };
-    const started: Started[] = [];
     try {
-      const gateways = [await start("gateway", config), await start("gateway", config)];
-      started.push(...gateways);
-      for (let i = 0; i < NODES; i++) {
-        started.push(await fakeAgent(2, { ...config, node_id: `nats-${i}` }));
-      }
+      const { nats, gateways } = await startNatsFleet(NODES, "nats");
       const everyoneSeen = (after: number) =>
         Promise.all(
           gateways.map(async (gateway) => {
@@ -71,7 +62,7 @@ export const natsRestart: Scenario = {
         "a node was removed and registered again",
       );
       checks.expect(
-        slowestBackMs < (HEARTBEAT_S * 3 + 2) * 1000,
+        slowestBackMs < (NATS_HEARTBEAT_S * 3 + 2) * 1000,
         `nodes heard from again only after ${slowestBackMs} ms`,
       );
       return checks.outcome({
@@ -81,8 +72,7 @@ export const natsRestart: Scenario = {
         back_after_ms: slowestBackMs,
       });
     } finally {
-      for (const process of started.reverse()) await stop(process);
-      await stopNatsServers();
+      await stopNatsFleet();
     }
   },
 };

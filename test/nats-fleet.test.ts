@@ -233,6 +233,14 @@ describe("a fleet over NATS", () => {
       const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat);
       assert.equal(answer.status, 200, answer.text);
     }
+    // The shared state bucket came back too: keys can be created, and removed again.
+    const created = await postJson(`${gateways[1]!.url}/api/keys`, { name: "after-restart" });
+    assert.equal(created.status, 201, created.text);
+    const removed = await fetch(`${gateways[0]!.url}/api/keys/after-restart`, {
+      method: "DELETE",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(removed.status, 200);
   });
 
   test("a gateway killed: the other keeps serving, and stops listing it", async () => {

@@ -5,6 +5,8 @@ import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "../logger.js";
 import type { SharedDocument } from "../state/shared-document.js";
 import { STATE_BUCKET } from "../../protocol/nats.js";
+import { sleep } from "../async.js";
+import { whenReconnected } from "./nats-connection.js";
 
 /** Attempts of one update before it gives up: each lost race means another process wrote. */
 const UPDATE_ATTEMPTS = 10;
@@ -12,20 +14,29 @@ const UPDATE_ATTEMPTS = 10;
 /**
  * A document that is one key of the `rolemesh_state` bucket (SPEC §8), shared by every
  * gateway: updates are compare-and-set on the key's revision, so two gateways changing it at
- * once both land; a watch tells this process of every new value.
+ * once both land; a watch tells this process of every new value. After a reconnect the bucket
+ * is opened (or created, if NATS lost its store) and watched anew.
  */
 export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements SharedDocument<T> {
-  readonly #bucket: KV;
+  readonly #connection: NatsConnection;
   readonly #key: string;
   readonly #fallback: T;
-  readonly #watch: QueuedIterator<KvWatchEntry>;
+  readonly #log: Logger;
+  #bucket: Promise<KV>;
+  #watch: QueuedIterator<KvWatchEntry> | undefined;
+  #closed = false;
 
-  private constructor(bucket: KV, key: string, fallback: T, watch: QueuedIterator<KvWatchEntry>) {
+  private constructor(connection: NatsConnection, key: string, fallback: T, log: Logger) {
     super();
-    this.#bucket = bucket;
+    this.#connection = connection;
     this.#key = key;
     this.#fallback = fallback;
-    this.#watch = watch;
+    this.#log = log;
+    this.#bucket = this.#open();
+    whenReconnected(connection, () => {
+      this.#bucket = this.#open();
+      this.#watch?.stop();
+    });
   }
 
   static async open<T>(
@@ -34,18 +45,9 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
     fallback: T,
     log: Logger,
   ): Promise<KvDocument<T>> {
-    const bucket = await new Kvm(connection).create(STATE_BUCKET, { history: 1 });
-    const watch = await bucket.watch({ key, include: "updates" });
-    const document = new KvDocument(bucket, key, fallback, watch);
-    void (async () => {
-      try {
-        for await (const entry of watch) {
-          document.emit("change", entry.operation === "PUT" ? entry.json<T>() : fallback);
-        }
-      } catch (err) {
-        log.warn({ err, key }, "watching shared state failed");
-      }
-    })();
+    const document = new KvDocument(connection, key, fallback, log);
+    await document.#bucket;
+    void document.#follow();
     return document;
   }
 
@@ -57,9 +59,10 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
     for (let attempt = 1; ; attempt++) {
       const { value, revision } = await this.#current();
       const next = change(value);
+      const bucket = await this.#bucket;
       try {
-        if (revision === 0) await this.#bucket.create(this.#key, JSON.stringify(next));
-        else await this.#bucket.update(this.#key, JSON.stringify(next), revision);
+        if (revision === 0) await bucket.create(this.#key, JSON.stringify(next));
+        else await bucket.update(this.#key, JSON.stringify(next), revision);
         return next;
       } catch (err) {
         // Another gateway wrote first: apply the change to its value.
@@ -69,13 +72,40 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
   }
 
   close(): void {
-    this.#watch.stop();
+    this.#closed = true;
+    this.#watch?.stop();
     this.removeAllListeners();
   }
 
+  #open(): Promise<KV> {
+    const bucket = new Kvm(this.#connection).create(STATE_BUCKET, { history: 1 });
+    bucket.catch(() => undefined);
+    return bucket;
+  }
+
+  /** Hands every new value to `change` listeners; watches again after a reconnect. */
+  async #follow(): Promise<void> {
+    while (!this.#closed && !this.#connection.isClosed()) {
+      try {
+        this.#watch = await (await this.#bucket).watch({ key: this.#key, include: "updates" });
+        // What changed while nobody watched (a reconnect) is told first.
+        this.emit("change", await this.read());
+        for await (const entry of this.#watch) {
+          this.emit("change", entry.operation === "PUT" ? entry.json<T>() : this.#fallback);
+        }
+      } catch (err) {
+        if (!this.#closed) this.#log.warn({ err, key: this.#key }, "watching shared state failed");
+        await sleep(REWATCH_DELAY_MS);
+      }
+    }
+  }
+
   async #current(): Promise<{ value: T; revision: number }> {
-    const entry = await this.#bucket.get(this.#key);
+    const entry = await (await this.#bucket).get(this.#key);
     if (!entry || entry.operation !== "PUT") return { value: this.#fallback, revision: 0 };
     return { value: entry.json<T>(), revision: entry.revision };
   }
 }
+
+/** Pause before watching again after a watch failed. */
+const REWATCH_DELAY_MS = 1000;

@@ -171,7 +171,11 @@ describe("a fleet over NATS", () => {
       postJson(`${first.url}/api/keys`, { name: "app-1" }),
       postJson(`${second.url}/api/keys`, { name: "app-2" }),
     ]);
-    for (const answer of created) assert.equal(answer.status, 201, answer.text);
+    const failures = gateways.flatMap((gateway) =>
+      gateway.output.filter((line) => line.includes('"level":50')),
+    );
+    for (const answer of created)
+      assert.equal(answer.status, 201, `${answer.text}\n${failures.join("\n")}`);
     for (const gateway of gateways) {
       await waitUntil(
         async () => (await keyNames(gateway)).join() === "app-1,app-2",

@@ -14,8 +14,10 @@ const UPDATE_ATTEMPTS = 10;
 /**
  * A document that is one key of the `rolemesh_state` bucket (SPEC §8), shared by every
  * gateway: updates are compare-and-set on the key's revision, so two gateways changing it at
- * once both land; a watch tells this process of every new value. After a reconnect the bucket
- * is opened (or created, if NATS lost its store) and watched anew.
+ * once both land; a watch tells this process of every new value, and every few seconds the
+ * value is compared with what listeners were told, so a watch that stalls costs seconds, not
+ * the state. After a reconnect the bucket is opened (or created, if NATS lost its store) and
+ * watched anew.
  */
 export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements SharedDocument<T> {
   readonly #connection: NatsConnection;
@@ -24,6 +26,9 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
   readonly #log: Logger;
   #bucket: Promise<KV>;
   #watch: QueuedIterator<KvWatchEntry> | undefined;
+  /** The revision last told to listeners. */
+  #told = -1;
+  readonly #resync: NodeJS.Timeout;
   #closed = false;
 
   private constructor(connection: NatsConnection, key: string, fallback: T, log: Logger) {
@@ -37,6 +42,9 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
       this.#bucket = this.#open();
       this.#watch?.stop();
     });
+    // A watch that stalls must not leave this gateway behind for good: compare now and then.
+    this.#resync = setInterval(() => void this.#tell().catch(() => undefined), RESYNC_MS);
+    this.#resync.unref();
   }
 
   static async open<T>(
@@ -73,6 +81,7 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
 
   close(): void {
     this.#closed = true;
+    clearInterval(this.#resync);
     this.#watch?.stop();
     this.removeAllListeners();
   }
@@ -89,8 +98,9 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
       try {
         this.#watch = await (await this.#bucket).watch({ key: this.#key, include: "updates" });
         // What changed while nobody watched (a reconnect) is told first.
-        this.emit("change", await this.read());
+        await this.#tell();
         for await (const entry of this.#watch) {
+          this.#told = entry.revision;
           this.emit("change", entry.operation === "PUT" ? entry.json<T>() : this.#fallback);
         }
       } catch (err) {
@@ -98,6 +108,14 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
         await sleep(REWATCH_DELAY_MS);
       }
     }
+  }
+
+  /** Tells listeners the current value, unless they have it already. */
+  async #tell(): Promise<void> {
+    const { value, revision } = await this.#current();
+    if (revision === this.#told) return;
+    this.#told = revision;
+    this.emit("change", value);
   }
 
   async #current(): Promise<{ value: T; revision: number }> {
@@ -109,3 +127,5 @@ export class KvDocument<T> extends EventEmitter<{ change: [T] }> implements Shar
 
 /** Pause before watching again after a watch failed. */
 const REWATCH_DELAY_MS = 1000;
+/** How often the value is compared with what listeners were told. */
+const RESYNC_MS = 5000;

@@ -24,6 +24,9 @@ export class KvRegistryFeed {
   readonly #log: Logger;
   #watch: QueuedIterator<KvWatchEntry> | undefined;
   #stopped = false;
+  /** When the watch last delivered an entry. */
+  #lastEntryAt = Date.now();
+  readonly #stallCheck: NodeJS.Timeout;
   readonly #observeLag: ((seconds: number) => void) | undefined;
   /** Pause before the next watch; none after a reconnect. */
   #rewatchAt = REWATCH_DELAY_MS;
@@ -48,10 +51,15 @@ export class KvRegistryFeed {
       this.#rewatchAt = 0;
       this.#watch?.stop();
     });
+    // A watch that stalls would let every node's lease run out on this gateway alone: with
+    // keys in the bucket and no put seen for two leases, watch again.
+    this.#stallCheck = setInterval(() => void this.#rewatchIfStalled(), leaseS * 1000);
+    this.#stallCheck.unref();
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#stallCheck);
     this.#watch?.stop();
     await this.#running;
   }
@@ -72,7 +80,22 @@ export class KvRegistryFeed {
     }
   }
 
+  async #rewatchIfStalled(): Promise<void> {
+    if (!this.#watch || Date.now() - this.#lastEntryAt < 2 * this.#leaseS * 1000) return;
+    try {
+      const { values } = await (await openNodesBucket(this.#connection, this.#leaseS)).status();
+      if (values === 0) return;
+    } catch {
+      return; // NATS is away: the reconnect sets the watch up again
+    }
+    this.#log.warn("no node put seen for two leases while the bucket has nodes; watching again");
+    this.#lastEntryAt = Date.now();
+    this.#rewatchAt = 0;
+    this.#watch.stop();
+  }
+
   #apply(entry: KvWatchEntry): void {
+    this.#lastEntryAt = Date.now();
     try {
       if (entry.operation !== "PUT") return this.#service.deleteFromBucket(entry.key);
       // Last values read at the watch's start are old by nature; only updates tell the lag.

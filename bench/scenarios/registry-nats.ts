@@ -13,6 +13,7 @@ import { request } from "undici";
 import { startNatsServer, stopNatsServers } from "../../test/helpers/nats-server.js";
 import { ROOT, start, stop } from "../lib/cluster.js";
 import { until } from "../lib/gateway-status.js";
+import { sumOfSeries } from "../lib/metrics-text.js";
 import { cpuSeconds } from "./registry-scale.js";
 
 export interface NatsScaleRow {
@@ -91,12 +92,7 @@ async function metricsOf(url: string): Promise<string> {
 
 /** Waits until a gateway's registry holds `nodes` nodes, by its `rolemesh_nodes` gauge. */
 async function untilHolds(url: string, nodes: number): Promise<void> {
-  const held = async () =>
-    [...(await metricsOf(url)).matchAll(/^rolemesh_nodes\{[^}]*\} (\d+)/gm)].reduce(
-      (sum, match) => sum + Number(match[1]),
-      0,
-    );
-  if (!(await until(async () => (await held()) === nodes, 60_000))) {
+  if (!(await until(async () => (await sumOfSeries(url, "rolemesh_nodes")) === nodes, 60_000))) {
     throw new Error(`${url} never held the ${nodes} nodes`);
   }
 }

@@ -3,23 +3,14 @@
  * refused (409, logged as an error by the impostor), the gateway keeps the first agent's URL,
  * and every request is served by the first agent.
  */
-import { request } from "undici";
 import { fakeAgent, start, stop } from "../../bench/lib/cluster.js";
 import { chatBody, postJson } from "../../bench/lib/client.js";
 import { peers, until, waitForPeers } from "../../bench/lib/gateway-status.js";
+import { sumOfSeries } from "../../bench/lib/metrics-text.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
 const NODE_ID = "gpu-1";
-
-/** Requests an agent relayed, from its `rolemesh_requests_total`. */
-async function requestsServed(agentUrl: string): Promise<number> {
-  const text = await (await request(`${agentUrl}/metrics`)).body.text();
-  return [...text.matchAll(/^rolemesh_requests_total\{[^}]*\} (\d+)/gm)].reduce(
-    (sum, match) => sum + Number(match[1]),
-    0,
-  );
-}
 
 export const identityConflict: Scenario = {
   name: "identity conflict",
@@ -49,14 +40,14 @@ export const identityConflict: Scenario = {
           if (answer.status === 200) served++;
           else failed++;
         }
-        byImpostors += await requestsServed(impostor.url);
+        byImpostors += await sumOfSeries(impostor.url, "rolemesh_requests_total");
         const record = (await peers(gateway.url))?.find((node) => node.node_id === NODE_ID);
         checks.expect(record?.agent_url === owner.url, `round ${round}: the record moved`);
         await stop(impostor);
       }
       checks.expect(refused === rounds, `${rounds - refused} impostors never learned of the 409`);
       checks.expect(failed === 0, `${failed} requests failed`);
-      const byOwner = await requestsServed(owner.url);
+      const byOwner = await sumOfSeries(owner.url, "rolemesh_requests_total");
       checks.expect(byOwner >= served, `the owner relayed ${byOwner} of ${served} requests`);
       checks.expect(byImpostors === 0, `${byImpostors} requests reached an impostor`);
       return checks.outcome({

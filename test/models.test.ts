@@ -356,6 +356,40 @@ describe("model management through the gateway", () => {
     assert.match(again.stdout, /slow is installed already/);
   });
 
+  test("a running install is cancelled by its id; the .part stays and the next install resumes", async () => {
+    let release = () => {};
+    files.files.set("/held/cancelled.gguf", {
+      body: stories,
+      hold: new Promise((resolve) => (release = resolve)),
+    });
+    const args = { url: `${files.url}/held/cancelled.gguf`, model_id: "cancelled" };
+    const started = await command("node-b", "model.install", args);
+    assert.equal(started.status, 202, started.text);
+    const opId = (started.body as { op_id: string }).op_id;
+    const following = follow(opId);
+    await waitUntil(
+      async () =>
+        (await gateway.json<OperationStatus>(`/api/operations/${opId}`, { headers: admin }))
+          .progress.bytes > 0,
+      "half the file to arrive",
+    );
+
+    const cancelled = await cli("cancel", opId);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.match(cancelled.stdout, new RegExp(`${opId} cancelled`));
+    assert.equal((await following).at(-1)?.state, "cancelled", "followers see the end");
+    assert.ok((await modelFiles(nodeB)).includes("cancelled.gguf.part"), "the .part is kept");
+    const unknown = await cli("cancel", "op-nobody");
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no live node knows operation "op-nobody"/);
+
+    release();
+    const { last } = await install("node-b", args);
+    assert.equal(last.state, "succeeded", JSON.stringify(last.error));
+    const held = files.requests.filter((request) => request.path === "/held/cancelled.gguf");
+    assert.match(String(held.at(-1)?.range), /^bytes=[1-9]\d*-$/, "resumed from the .part");
+  });
+
   test("unload frees the device; delete removes the files on every node that had the model", async () => {
     assert.equal((await cli("load", "tiny", "--node", "node-a")).code, 0);
     let inventory = await nodeA.json<NodeInventory>("/v1/node/inventory");
@@ -418,7 +452,7 @@ describe("model management through the gateway", () => {
     });
     try {
       const inventory = await restarted.json<NodeInventory>("/v1/node/inventory");
-      assert.deepEqual(inventory.models.map((model) => model.id).sort(), ["resumed", "slow"]);
+      assert.deepEqual(inventory.models.map((model) => model.id).sort(), ["cancelled", "resumed", "slow"]);
     } finally {
       await stopAgent(restarted);
     }

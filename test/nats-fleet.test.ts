@@ -2,7 +2,8 @@
  * The control plane over NATS (SPEC §8, issue 18) against a real nats-server: two gateways and
  * two agents that know nothing of each other but the NATS URL. Every gateway sees every node
  * and routes to it; a NATS that restarts, even without its store, costs a blip; a gateway that
- * dies leaves the other serving; an agent that leaves or loses its link is gone everywhere.
+ * dies leaves the other serving; an agent that leaves or loses its link is gone everywhere, and
+ * one whose NATS link alone is cut (a relay between it and NATS) is gone until the link is back.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -10,9 +11,10 @@ import { readFile } from "node:fs/promises";
 import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { NODES_BUCKET } from "../src/protocol/nats.js";
-import { REGISTRY_PATHS } from "../src/protocol/paths.js";
+import { AGENT_PATHS, REGISTRY_PATHS } from "../src/protocol/paths.js";
 import type { LoadResult, UnloadResult } from "../src/protocol/node-commands.js";
 import type { OperationStatus } from "../src/protocol/operations.js";
+import { LEASE_HEARTBEATS } from "../src/protocol/registry.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
 import { launchBrowser } from "./helpers/browser.js";
 import { startFileServer } from "./helpers/file-server.js";
@@ -31,9 +33,15 @@ import {
 import { startNatsServer, stopNatsServers } from "./helpers/nats-server.js";
 import { playedNode } from "./helpers/played-node.js";
 import type { NatsServer } from "./helpers/nats-server.js";
+import { startTcpRelay } from "./helpers/tcp-relay.js";
 
 after(stopNatsServers);
 const HEARTBEAT_S = 1;
+/**
+ * How long a silent node may stay listed, generously: each gateway ends its lease
+ * (LEASE_HEARTBEATS heartbeats) by its own clock, swept every second, on a busy machine.
+ */
+const LEASE_DEADLINE_MS = 3 * LEASE_HEARTBEATS * HEARTBEAT_S * 1000;
 const chat = { model: "stories", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 };
 
 describe("a fleet over NATS", () => {
@@ -144,6 +152,53 @@ describe("a fleet over NATS", () => {
     assert.equal(statuses.at(-1)?.state, "succeeded", JSON.stringify(statuses.at(-1)));
   });
 
+  test("an operation is cancelled through any gateway by its id alone; the next install resumes", async () => {
+    const [first, second] = gateways as [AgentProcess, AgentProcess];
+    let release = () => {};
+    const hold = new Promise<void>((resolve) => (release = resolve));
+    files.files.set("/m/held.gguf", { body: await readFile(STORIES_MODEL), hold });
+    const install = () =>
+      postJson(`${first.url}/api/nodes/node-a/commands/model.install`, {
+        model_id: "held",
+        url: `${files.url}/m/held.gguf`,
+      });
+    const started = await install();
+    assert.equal(started.status, 202, started.text);
+    const { op_id: opId } = started.body as { op_id: string };
+    const statusOn = (gateway: AgentProcess) =>
+      gateway.json<OperationStatus>(`/api/operations/${opId}`);
+    await waitUntil(
+      async () => (await statusOn(second)).progress.bytes > 0,
+      "half the file to arrive",
+    );
+
+    const cancel = (opId: string) =>
+      fetch(`${second.url}/api/operations/${opId}`, {
+        method: "DELETE",
+        headers: { "content-type": "application/json" },
+      });
+    const cancelled = await cancel(opId);
+    const body = (await cancelled.json()) as OperationStatus;
+    assert.equal(cancelled.status, 200, JSON.stringify(body));
+    assert.equal(body.state, "cancelled");
+    assert.equal((await statusOn(first)).state, "cancelled", "the same on every gateway");
+    const unknown = await cancel("op-nobody");
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, "not_found");
+
+    release();
+    const again = await install();
+    assert.equal(again.status, 202, again.text);
+    const { op_id: againId } = again.body as { op_id: string };
+    await waitUntil(
+      async () =>
+        (await first.json<OperationStatus>(`/api/operations/${againId}`)).state === "succeeded",
+      "the second install to finish",
+    );
+    const held = files.requests.filter((request) => request.path === "/m/held.gguf");
+    assert.match(String(held.at(-1)?.range), /^bytes=[1-9]\d*-$/, "resumed from the .part");
+  });
+
   test("a node listed but absent from NATS: its commands get 503 node_unreachable at once", async () => {
     const connection = await connect({ servers: nats.url });
     try {
@@ -217,6 +272,56 @@ describe("a fleet over NATS", () => {
     assert.match(answer.text, /give the agent nats_url/);
   });
 
+  test("an agent cut off from NATS alone: its lease ends on every gateway; back with its link", async (t) => {
+    const { hostname, port } = new URL(nats.url);
+    const relay = await startTcpRelay({ host: hostname, port: Number(port) });
+    const agent = await startAgent({
+      config: {
+        nats_url: `nats://127.0.0.1:${relay.port}`,
+        heartbeat_interval_s: HEARTBEAT_S,
+        node_id: "node-c",
+        models: [testModel("solo")],
+      },
+    });
+    // Here, not in the suite's `after`: the tests that follow count the nodes.
+    t.after(async () => {
+      await stopAgent(agent);
+      await relay.close();
+    });
+    const loaded = await postJson(`${agent.url}/v1/node/models/solo/load`, {});
+    assert.equal(loaded.status, 200, loaded.text);
+    const everyNode = ["node-a", "node-b", "node-c"];
+    for (const gateway of gateways) await sees(gateway, everyNode, `${gateway.url} to see node-c`);
+    // Only node-c has "solo": while it is listed, a gateway routes there, and it answers.
+    const solo = { ...chat, model: "solo" };
+    const routed = await postJson(`${gateways[0]!.url}/v1/chat/completions`, solo);
+    assert.equal(routed.status, 200, routed.text);
+    assert.equal(routed.headers["x-rolemesh-node"], "node-c");
+
+    relay.cut();
+    await Promise.all(
+      gateways.map((gateway) =>
+        sees(gateway, ["node-a", "node-b"], `${gateway.url} to drop node-c`, LEASE_DEADLINE_MS),
+      ),
+    );
+    for (const gateway of gateways) {
+      assertError(
+        await postJson(`${gateway.url}/v1/chat/completions`, solo),
+        404,
+        "model_not_found",
+      );
+    }
+    // Its HTTP API still answers: the NATS link alone was lost.
+    const inventory = await fetch(`${agent.url}${AGENT_PATHS.inventory}`);
+    assert.equal(inventory.status, 200, await inventory.text());
+
+    // The agent's NATS client reconnects and puts its key again.
+    relay.restore();
+    for (const gateway of gateways) {
+      await sees(gateway, everyNode, `${gateway.url} to see node-c again`);
+    }
+  });
+
   test("NATS restarted without its store: every node is routable again on every gateway", async () => {
     const before = await Promise.all(gateways.map(status));
     const restartedAt = Date.now();
@@ -247,11 +352,26 @@ describe("a fleet over NATS", () => {
     assert.equal(removed.status, 200);
   });
 
-  test("a gateway killed: the other keeps serving, and stops listing it", async () => {
+  test("a gateway killed mid-command: the other keeps serving, shows the operation, stops listing it", async () => {
+    let release = () => {};
+    files.files.set("/m/orphan.gguf", {
+      body: await readFile(STORIES_MODEL),
+      hold: new Promise((resolve) => (release = resolve)),
+    });
+    const started = await postJson(`${gateways[0]!.url}/api/nodes/node-b/commands/model.install`, {
+      model_id: "orphan",
+      url: `${files.url}/m/orphan.gguf`,
+    });
+    assert.equal(started.status, 202, started.text);
+    const { op_id: opId } = started.body as { op_id: string };
     const killed = gateways.shift()!;
     killed.signal("SIGKILL");
     await killed.exited;
     const survivor = gateways[0]!;
+    const operation = () => survivor.json<OperationStatus>(`/api/operations/${opId}`);
+    assert.equal((await operation()).state, "running");
+    release();
+    await waitUntil(async () => (await operation()).state === "succeeded", "the install to end");
     assert.equal((await postJson(`${survivor.url}/v1/chat/completions`, chat)).status, 200);
     await waitUntil(
       async () => (await status(survivor)).gateways.length === 1,
@@ -273,7 +393,7 @@ describe("a fleet over NATS", () => {
     await waitUntil(
       async () => (await nodesOf(gateway)).length === 0,
       "the killed agent to age out",
-      10 * HEARTBEAT_S * 1000,
+      LEASE_DEADLINE_MS,
     );
   });
 

@@ -1,8 +1,8 @@
 /**
  * NATS credentials and permissions (issue 18): the shipped `configs/nats-server.conf`, run by a
- * real nats-server, lets a node register and answer its commands, and keeps it from
- * registering as another node or reading another node's commands. Off loopback, a process
- * without NATS credentials refuses to start.
+ * real nats-server, lets a node register, answer its commands and answer for its operations,
+ * and keeps it from registering as another node or reading another node's commands. Off
+ * loopback, a process without NATS credentials refuses to start.
  */
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -13,6 +13,8 @@ import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { NODES_BUCKET } from "../src/protocol/nats.js";
 import type { StatusResponse } from "../src/protocol/registry.js";
+import type { OperationStatus } from "../src/protocol/operations.js";
+import { startFileServer } from "./helpers/file-server.js";
 import { postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
 import {
@@ -81,6 +83,24 @@ describe("the shipped NATS permissions", () => {
     assert.equal(drained.status, 200, drained.text);
     const resumed = await postJson(`${gateway.url}/api/nodes/node-a/commands/node.resume`, {});
     assert.equal(resumed.status, 200, resumed.text);
+
+    // Its operations answer by their id: status and cancel reach it through its permissions.
+    const files = await startFileServer();
+    files.files.set("/m.gguf", { body: Buffer.alloc(1 << 20), hold: new Promise(() => {}) });
+    const started = await postJson(`${gateway.url}/api/nodes/node-a/commands/model.install`, {
+      model_id: "held",
+      url: `${files.url}/m.gguf`,
+    });
+    assert.equal(started.status, 202, started.text);
+    const operation = `${gateway.url}/api/operations/${(started.body as { op_id: string }).op_id}`;
+    const running = (await (await fetch(operation)).json()) as OperationStatus;
+    assert.equal(running.state, "running");
+    const cancelled = await fetch(operation, {
+      method: "DELETE",
+      headers: { "content-type": "application/json" },
+    });
+    assert.equal(cancelled.status, 200);
+    assert.equal(((await cancelled.json()) as OperationStatus).state, "cancelled");
   });
 
   test("a node cannot register as another, nor read another node's commands", async () => {

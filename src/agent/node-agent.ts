@@ -559,6 +559,8 @@ export class NodeAgent implements AgentApi {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await this.#drained(this.config.shutdown_grace_s * 1000);
+    // A download would keep the process alive; cancelled, it keeps its `.part` to resume.
+    await this.operations.cancelAll(this.config.shutdown_grace_s * 1000);
     await this.#registrar?.stop();
     await this.#nats?.close();
     this.#server.closeAllConnections();

@@ -109,6 +109,20 @@ export function modelsCommand(): Command {
   );
   models.addCommand(
     withTarget(
+      new Command("cancel").description("stop a running install (its download resumes later)"),
+    )
+      .argument("<op_id>", "the install's operation id")
+      .action(async (opId: string, flags: TargetFlags) => {
+        const status = await target(flags).cancel(opId);
+        console.log(
+          status.state === "running"
+            ? `cancelling ${opId}: the node is still stopping it`
+            : `${opId} ${status.state}`,
+        );
+      }),
+  );
+  models.addCommand(
+    withTarget(
       new Command("delete").description(
         "unload a model and remove its files (on every node that has it, unless --node)",
       ),
@@ -162,7 +176,7 @@ async function followInstall(
   let last: OperationStatus | undefined;
   try {
     // The stream may break (a gateway restart); the operation goes on, so follow it again.
-    while (!deadline.aborted && last?.state !== "succeeded" && last?.state !== "failed") {
+    while (!deadline.aborted && (last === undefined || last.state === "running")) {
       await place
         .follow(
           answer.op_id,
@@ -192,9 +206,15 @@ async function followInstall(
       `install of ${flags.id} failed: ${last.error?.message ?? "unknown error"} (${last.error?.code ?? "?"})`,
     );
   }
+  if (last?.state === "cancelled") {
+    throw new CliExit(
+      EXIT.failure,
+      `install of ${flags.id} was cancelled (${answer.op_id}); installing it again resumes the download`,
+    );
+  }
   throw new CliExit(
     EXIT.stillRunning,
-    `still installing ${flags.id} after ${flags.timeout} s (${answer.op_id}): the node keeps working; run the same install again to follow it`,
+    `still installing ${flags.id} after ${flags.timeout} s (${answer.op_id}): the node keeps working; run the same install again to follow it, or \`rolemesh models cancel ${answer.op_id}\` to stop it`,
   );
 }
 

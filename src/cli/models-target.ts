@@ -42,10 +42,14 @@ export interface ModelsTarget {
     signal: AbortSignal,
   ): Promise<void>;
   operation(opId: string): Promise<OperationStatus>;
+  /** Cancels an operation; its status once stopped (still `running` while it stops). */
+  cancel(opId: string): Promise<OperationStatus>;
   delete(modelId: string, node?: string): Promise<unknown>;
 }
 
 const LONG_MS = 15 * 60_000;
+/** A node answers a cancel once the work has stopped, or after 30 s. */
+const CANCEL_MS = 60_000;
 
 export class GatewayTarget implements ModelsTarget {
   readonly #api: ApiClient;
@@ -106,6 +110,11 @@ export class GatewayTarget implements ModelsTarget {
     return (
       await this.#api.call<OperationStatus>("GET", `/api/operations/${encodeURIComponent(opId)}`)
     ).body;
+  }
+
+  async cancel(opId: string): Promise<OperationStatus> {
+    const path = `/api/operations/${encodeURIComponent(opId)}`;
+    return (await this.#api.call<OperationStatus>("DELETE", path, { timeoutMs: CANCEL_MS })).body;
   }
 
   async delete(modelId: string, node?: string): Promise<unknown> {
@@ -204,6 +213,11 @@ export class AgentTarget implements ModelsTarget {
 
   async operation(opId: string): Promise<OperationStatus> {
     return (await this.#api.call<OperationStatus>("GET", operationPath(opId))).body;
+  }
+
+  async cancel(opId: string): Promise<OperationStatus> {
+    const path = operationPath(opId);
+    return (await this.#api.call<OperationStatus>("DELETE", path, { timeoutMs: CANCEL_MS })).body;
   }
 
   async delete(modelId: string): Promise<unknown> {

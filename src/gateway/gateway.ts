@@ -169,7 +169,7 @@ export class Gateway implements GatewayApi {
     });
     this.commands = new NodeCommands(
       this.nodes,
-      parts.nats ? new NatsCommandTransport(parts.nats) : new HttpCommandTransport(),
+      parts.nats ? new NatsCommandTransport(parts.nats) : new HttpCommandTransport(this.nodes),
       log.child({ component: "commands" }),
     );
     this.nodes.on("event", (event) => {

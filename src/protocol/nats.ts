@@ -35,6 +35,17 @@ export const nodeCommandsOf = (nodeId: string) => `rolemesh.node.${nodeId}.>`;
 /** Every status change of an operation, published by the node that runs it. */
 export const operationProgressSubject = (opId: string) => `rolemesh.op.${opId}.progress`;
 
+/** What may be asked of an operation by its id alone: its status, or that it stop. */
+export type OperationRequest = "status" | "cancel";
+
+/**
+ * Where the node that runs an operation answers for it while it is readable, so a gateway
+ * reaches it knowing only the `op_id` — any gateway, after the one that started it has died —
+ * and "no responders" means no live node has it.
+ */
+export const operationSubject = (opId: string, request: OperationRequest) =>
+  `rolemesh.op.${opId}.${request}`;
+
 /** A command's request: the request of the node API it stands for (SPEC §7.1). */
 export interface NatsCommandRequest {
   method: "GET" | "POST" | "DELETE";

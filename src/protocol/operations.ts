@@ -1,11 +1,12 @@
 /**
  * Long node commands (SPEC §10): an operation with an id, progress and a final state,
  * readable at `GET /v1/node/operations/{op_id}` (agent) and `GET /api/operations/{op_id}`
- * (gateway), as JSON or as SSE.
+ * (gateway), as JSON or as SSE, and cancelled by `DELETE` on the same paths.
  */
 import type { ErrorBody } from "./errors.js";
 
-export type OperationState = "running" | "succeeded" | "failed";
+/** `cancelled`: stopped on request (`DELETE` on the operation); what it wrote so far is kept. */
+export type OperationState = "running" | "succeeded" | "failed" | "cancelled";
 
 export interface OperationProgress {
   /** What the operation is doing now, e.g. `checking`, `downloading`, `verifying`, `done`. */

@@ -59,8 +59,19 @@ export class Backends {
       `backend.install:${model.model_id}:${device ?? "auto"}`,
       async (operation) => {
         operation.report({ phase: "starting server" });
-        const loaded = await this.#options.load(model.model_id, device);
-        return { ...loaded, address: address(loaded.server) };
+        // Cancelled: the server being started stops, which ends the load.
+        const stop = () =>
+          void this.#options
+            .unload(model.model_id)
+            .catch((err: unknown) => this.#options.log.warn({ err }, "backend.install cancel"));
+        operation.signal.addEventListener("abort", stop, { once: true });
+        try {
+          const loaded = await this.#options.load(model.model_id, device);
+          operation.signal.throwIfAborted();
+          return { ...loaded, address: address(loaded.server) };
+        } finally {
+          operation.signal.removeEventListener("abort", stop);
+        }
       },
     );
   }

@@ -38,6 +38,11 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
     handle: showOperation,
   },
   {
+    method: "DELETE",
+    path: AGENT_PATHS.operation,
+    handle: cancelOperation,
+  },
+  {
     method: "POST",
     path: AGENT_PATHS.stop,
     handle: (agent, { res }) => {
@@ -94,10 +99,30 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
   },
 ];
 
-/** `GET /v1/node/operations/{op_id}`: the status, or with `Accept: text/event-stream` every change until done. */
-function showOperation(agent: AgentApi, { req, res, params }: RequestContext): void {
+/** How long a cancel waits for the work to stop before it answers 202 (stopping). */
+const CANCEL_WAIT_MS = 30_000;
+
+function operationOf(agent: AgentApi, params: RequestContext["params"]): Operation {
   const operation = agent.operations.get(params.op_id ?? "");
   if (!operation) throw new RoleMeshError("not_found", `no operation "${params.op_id}"`);
+  return operation;
+}
+
+/**
+ * `DELETE /v1/node/operations/{op_id}`: cancels; answers 200 once the work has stopped (so the
+ * same install can start again at once), or 202 while it is still stopping. An operation that
+ * has ended already answers 200 with its final state.
+ */
+async function cancelOperation(agent: AgentApi, { res, params }: RequestContext): Promise<void> {
+  const operation = operationOf(agent, params);
+  operation.cancel();
+  const ended = await operation.ended(CANCEL_WAIT_MS);
+  sendJson(res, ended ? 200 : 202, operation.status());
+}
+
+/** `GET /v1/node/operations/{op_id}`: the status, or with `Accept: text/event-stream` every change until done. */
+function showOperation(agent: AgentApi, { req, res, params }: RequestContext): void {
+  const operation = operationOf(agent, params);
   if (!String(req.headers.accept ?? "").includes("text/event-stream")) {
     sendJson(res, 200, operation.status());
     return;

@@ -8,7 +8,7 @@ import { parseRequest } from "../../core/validation.js";
 import type { OperationStarted } from "../../protocol/operations.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import { ModelEntrySchema } from "../config/agent-config.js";
-import type { Operations } from "../operations/operations.js";
+import type { Operation, Operations } from "../operations/operations.js";
 import type { ModelCatalog } from "./model-catalog.js";
 import { downloadModel, installFileName, redact, resolveSource } from "./model-installer.js";
 
@@ -124,7 +124,7 @@ export class ModelManager {
     // Keyed by the file: the same install running joins it.
     return this.#options.operations.start("model.install", `model.install:${target}`, (op) => {
       this.#running.set(target, { model_id: args.model_id, source });
-      return this.#download(args, url, fileName, op.report.bind(op)).finally(() =>
+      return this.#download(args, url, fileName, op).finally(() =>
         this.#running.delete(target),
       );
     });
@@ -217,7 +217,7 @@ export class ModelManager {
     args: z.output<typeof InstallArgsSchema>,
     source: URL,
     fileName: string,
-    report: Parameters<typeof downloadModel>[0]["report"],
+    operation: Operation,
   ): Promise<InstalledModel> {
     this.#options.log.info({ model: args.model_id, source: redact(source) }, "installing model");
     const file = await downloadModel({
@@ -228,7 +228,9 @@ export class ModelManager {
       ...(this.#options.maxDownloadBytes !== undefined
         ? { maxBytes: this.#options.maxDownloadBytes }
         : {}),
-      report,
+      report: operation.report.bind(operation),
+      // A cancelled install keeps its `.part`: the next install resumes it.
+      signal: operation.signal,
     });
     const entry = ModelEntrySchema.parse({
       model_id: args.model_id,

@@ -47,3 +47,27 @@ test("progress tells percent; failures keep the error's code", async () => {
   assert.equal(status.error?.code, "internal_error");
   assert.match(status.error?.message ?? "", /boom/);
 });
+
+test("a cancelled operation ends cancelled once its work has stopped, not before", async () => {
+  const operations = new Operations("node-1");
+  let stopped = () => {};
+  const { op_id } = operations.start("model.install", "k", (operation) => {
+    return new Promise((_resolve, reject) =>
+      operation.signal.addEventListener(
+        "abort",
+        () => (stopped = () => reject(new Error("aborted"))),
+      ),
+    );
+  });
+  const operation = operations.get(op_id)!;
+  operation.cancel();
+  assert.equal(operation.status().state, "running", "the work has not stopped yet");
+  assert.equal(operations.start("model.install", "k", () => Promise.resolve()).joined, true);
+  stopped();
+  assert.equal(await operation.ended(60_000), true);
+  assert.equal(operation.status().state, "cancelled");
+  assert.equal(operation.status().error, null);
+  operation.cancel();
+  assert.equal(operation.status().state, "cancelled", "a second cancel changes nothing");
+  assert.equal(operations.start("model.install", "k", () => Promise.resolve()).joined, false);
+});

@@ -22,6 +22,7 @@ export interface ProgressReport {
 /** One long command: its status, and `change` events until it is done. */
 export class Operation extends EventEmitter<{ change: [OperationStatus] }> {
   readonly #status: OperationStatus;
+  readonly #cancel = new AbortController();
   readonly #startedMs = Date.now();
   /** Bytes per second, smoothed, for the ETA. */
   #rate = 0;
@@ -51,6 +52,36 @@ export class Operation extends EventEmitter<{ change: [OperationStatus] }> {
 
   get done(): boolean {
     return this.#status.state !== "running";
+  }
+
+  /** Aborted when the operation is cancelled: the work stops at its next step. */
+  get signal(): AbortSignal {
+    return this.#cancel.signal;
+  }
+
+  /**
+   * Asks the work to stop. The operation ends `cancelled` once the work has stopped — not
+   * before, so no second run of the same work can start while this one still writes.
+   */
+  cancel(): void {
+    if (!this.done) this.#cancel.abort(new Error("operation cancelled"));
+  }
+
+  /** Resolves once the operation has ended (true), or after `timeoutMs` (false). */
+  ended(timeoutMs: number): Promise<boolean> {
+    if (this.done) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (ended: boolean) => {
+        clearTimeout(timer);
+        this.off("change", onChange);
+        resolve(ended);
+      };
+      const onChange = (status: OperationStatus) => {
+        if (status.state !== "running") finish(true);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      this.on("change", onChange);
+    });
   }
 
   status(): OperationStatus {
@@ -91,7 +122,8 @@ export class Operation extends EventEmitter<{ change: [OperationStatus] }> {
   }
 
   fail(err: unknown): void {
-    this.#finish({ state: "failed", error: toRoleMeshError(err).toBody().error });
+    if (this.#cancel.signal.aborted) this.#finish({ state: "cancelled" });
+    else this.#finish({ state: "failed", error: toRoleMeshError(err).toBody().error });
   }
 
   #finish(outcome: Partial<OperationStatus>): void {
@@ -117,11 +149,11 @@ export class Operation extends EventEmitter<{ change: [OperationStatus] }> {
 }
 
 /**
- * The node's long commands (each announced as `started`, so its progress can be published).
- * Work is keyed (e.g. `model.install:qwen`): starting work whose key
- * is already running joins that operation instead of starting it again.
+ * The node's long commands, each announced as `started` (so its progress can be published) and
+ * as `forgotten` once it is no longer readable. Work is keyed (e.g. `model.install:qwen`):
+ * starting work whose key is already running joins that operation instead of starting it again.
  */
-export class Operations extends EventEmitter<{ started: [Operation] }> {
+export class Operations extends EventEmitter<{ started: [Operation]; forgotten: [Operation] }> {
   readonly #byId = new Map<string, Operation>();
   readonly #running = new Map<string, Operation>();
   readonly #nodeId: string;
@@ -143,15 +175,16 @@ export class Operations extends EventEmitter<{ started: [Operation] }> {
     this.#byId.set(operation.id, operation);
     this.#running.set(key, operation);
     this.emit("started", operation);
-    void work(operation)
-      .then(
-        (result) => operation.succeed(result),
-        (err: unknown) => operation.fail(err),
-      )
-      .finally(() => {
-        this.#running.delete(key);
-        this.#forgetOld();
-      });
+    // The key is free before the end is announced: whoever hears it may start the work again.
+    const settle = (finish: () => void) => {
+      this.#running.delete(key);
+      finish();
+      this.#forgetOld();
+    };
+    void work(operation).then(
+      (result) => settle(() => operation.succeed(result)),
+      (err: unknown) => settle(() => operation.fail(err)),
+    );
     return { op_id: operation.id, joined: false };
   }
 
@@ -159,10 +192,18 @@ export class Operations extends EventEmitter<{ started: [Operation] }> {
     return this.#byId.get(opId);
   }
 
+  /** Cancels every running operation and resolves once each has stopped, or after `timeoutMs`. */
+  async cancelAll(timeoutMs: number): Promise<void> {
+    const running = [...this.#running.values()];
+    for (const operation of running) operation.cancel();
+    await Promise.all(running.map((operation) => operation.ended(timeoutMs)));
+  }
+
   #forgetOld(): void {
     const finished = [...this.#byId.values()].filter((operation) => operation.done);
     for (const operation of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) {
       this.#byId.delete(operation.id);
+      this.emit("forgotten", operation);
     }
   }
 }

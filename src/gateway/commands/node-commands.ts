@@ -5,8 +5,7 @@ import type { NodeCommandName } from "../../protocol/node-commands.js";
 import type { OperationStatus } from "../../protocol/operations.js";
 import { AGENT_PATHS, fillPath } from "../../protocol/paths.js";
 import type { NodeRegistry, NodeRecord } from "../registry/node-registry.js";
-import { operationPath } from "./command-transport.js";
-import type { CommandRequest, CommandTransport } from "./command-transport.js";
+import type { CommandTransport } from "./command-transport.js";
 
 type Args = Record<string, unknown>;
 
@@ -90,17 +89,12 @@ export interface NodeAnswer {
 /**
  * Node commands from the gateway's admin API (SPEC §10): each is sent to one node through a
  * transport, logged with who sent it, and answered with the node's result, or with an
- * `op_id` for long work that `operation()` and `follow()` then track.
+ * `op_id` for long work that `operation()`, `follow()` and `cancel()` then reach.
  */
 export class NodeCommands {
   readonly #registry: NodeRegistry;
   readonly #transport: CommandTransport;
   readonly #log: Logger;
-  /**
-   * Which node runs each recent operation started through this gateway, oldest first. Bounded:
-   * a forgotten operation is found again by asking the live nodes.
-   */
-  readonly #operationNode = new Map<string, string>();
 
   constructor(registry: NodeRegistry, transport: CommandTransport, log: Logger) {
     this.#registry = registry;
@@ -129,25 +123,30 @@ export class NodeCommands {
       ...(spec.body ? { body: spec.body(args) } : {}),
       timeoutMs: spec.timeoutMs,
     });
-    const opId = (answer.body as { op_id?: unknown } | null)?.op_id;
-    if (typeof opId === "string") this.#remember(opId, nodeId);
     return { node_id: nodeId, status: answer.status, body: answer.body };
   }
 
   /** An operation's status, from the node that runs it. */
   async operation(opId: string): Promise<OperationStatus> {
-    const { node } = await this.#locate(opId);
-    return (await this.#transport.call<OperationStatus>(node, operationRequest(opId))).body;
+    return (await this.#transport.operation(opId, "status")).body;
   }
 
   /** Hands every status change of an operation to `onStatus` until it is done. */
-  async follow(
+  follow(
     opId: string,
     onStatus: (status: OperationStatus) => void,
     signal?: AbortSignal,
   ): Promise<void> {
-    const { node } = await this.#locate(opId);
-    await this.#transport.followOperation(node, opId, onStatus, signal);
+    return this.#transport.followOperation(opId, onStatus, signal);
+  }
+
+  /**
+   * Cancels an operation on whichever node runs it: 200 with its final status once the work has
+   * stopped, 202 while it is still stopping.
+   */
+  async cancel(opId: string, sender: Sender): Promise<{ status: number; body: OperationStatus }> {
+    this.#log.info({ op_id: opId, by: sender.by }, "cancel operation");
+    return this.#transport.operation(opId, "cancel");
   }
 
   /** `model.delete` on every live node that has the model (SPEC §10). */
@@ -174,42 +173,7 @@ export class NodeCommands {
     if (!node) throw new RoleMeshError("unknown_node", `no live node "${nodeId}"`);
     return node;
   }
-
-  #remember(opId: string, nodeId: string): void {
-    this.#operationNode.delete(opId);
-    this.#operationNode.set(opId, nodeId);
-    if (this.#operationNode.size > REMEMBERED_OPERATIONS) {
-      this.#operationNode.delete(this.#operationNode.keys().next().value!);
-    }
-  }
-
-  /** The node of an operation: remembered, else asked of every live node (after a restart). */
-  async #locate(opId: string): Promise<{ node: NodeRecord }> {
-    const known = this.#operationNode.get(opId);
-    const node = known ? this.#registry.get(known) : undefined;
-    if (node) return { node };
-    for (const candidate of this.#registry.live()) {
-      try {
-        await this.#transport.call(candidate, { ...operationRequest(opId), timeoutMs: 10_000 });
-        this.#remember(opId, candidate.nodeId);
-        return { node: candidate };
-      } catch {
-        // not this node's
-      }
-    }
-    throw new RoleMeshError("not_found", `no live node knows operation "${opId}"`);
-  }
 }
-
-/** Far more than a fleet runs at once (installs, upgrades); each costs two short strings. */
-export const REMEMBERED_OPERATIONS = 1_000;
-
-/** An operation's status, as a command (`operation.status`) of the node API. */
-const operationRequest = (opId: string): CommandRequest => ({
-  command: "operation.status",
-  method: "GET",
-  path: operationPath(opId),
-});
 
 function modelId(args: Args): string {
   if (typeof args.model_id !== "string" || args.model_id === "") {

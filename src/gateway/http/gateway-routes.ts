@@ -100,6 +100,17 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
   },
   {
     method: "DELETE",
+    path: "/api/operations/:op_id",
+    access: "admin",
+    handle: async (gateway, { req, res, params }) => {
+      const answer = await gateway.commands.cancel(params.op_id ?? "", {
+        by: gateway.adminName(req),
+      });
+      sendJson(res, answer.status, answer.body);
+    },
+  },
+  {
+    method: "DELETE",
     path: "/api/models/:id",
     access: "admin",
     handle: deleteModel,

@@ -2,6 +2,7 @@
 import type { EngineRow } from "./scenarios/engine.js";
 import type { FailoverResult } from "./scenarios/failover.js";
 import type { Footprint } from "./scenarios/footprint.js";
+import type { GatewayFailoverResult } from "./scenarios/gateway-failover.js";
 import type { RelayRow } from "./scenarios/relay.js";
 import type { NatsScaleRow } from "./scenarios/registry-nats.js";
 import type { ScaleRow } from "./scenarios/registry-scale.js";
@@ -15,6 +16,7 @@ export interface BenchResults {
   streaming?: { setup: { tokenMs: number; tokens: number }; rows: StreamingRow[] };
   readiness?: Figure;
   failover?: FailoverResult;
+  gatewayFailover?: GatewayFailoverResult;
   registry?: { rows: ScaleRow[]; largestUnder50: number | null };
   registryNats?: NatsScaleRow[];
   footprint?: Footprint;
@@ -115,6 +117,41 @@ export function writeReport(results: BenchResults): string {
           ],
         ],
       ),
+    );
+  }
+  if (results.gatewayFailover) {
+    const g = results.gatewayFailover;
+    out.push(
+      "",
+      "## P4g Gateway failover (2 gateways and 3 nodes over NATS, 16 client loops, one gateway SIGKILLed)",
+      "",
+    );
+    out.push(
+      table(
+        [
+          "lost after one retry",
+          "cut after response began",
+          "retried on the other gateway (in flight at the kill)",
+          "requests",
+        ],
+        [[g.lost, g.cut, `${g.retried} (${g.retriedInFlight})`, g.requests]],
+      ),
+    );
+    out.push(
+      "",
+      table(
+        ["answered", "p50 ms", "p99 ms"],
+        [
+          ["before the kill", fig(g.before.p50Ms, 0), fig(g.before.p99Ms, 0)],
+          ["after the kill", fig(g.after.p50Ms, 0), fig(g.after.p99Ms, 0)],
+        ],
+      ),
+    );
+    out.push(
+      "",
+      "Each client loop prefers one gateway and sends a request once to the other when the connection fails before any response byte.",
+      "Goal: 0 lost — a request the killed gateway admitted but had not begun to answer is answered by the other.",
+      "A cut request (a stream under way through the killed gateway) failed for its client too: its answer had begun, so the client cannot safely send it again.",
     );
   }
   if (results.registry) {

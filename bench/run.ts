@@ -12,6 +12,7 @@ import { writeReport } from "./report.js";
 import { engineSpeed } from "./scenarios/engine.js";
 import { failover } from "./scenarios/failover.js";
 import { footprint } from "./scenarios/footprint.js";
+import { gatewayFailover } from "./scenarios/gateway-failover.js";
 import { readiness } from "./scenarios/readiness.js";
 import { registryOverNats } from "./scenarios/registry-nats.js";
 import { registryScale } from "./scenarios/registry-scale.js";
@@ -62,6 +63,7 @@ const results = {
   })),
   readiness: await section("readiness", () => readiness(quick ? 2 : 5)),
   failover: await section("failover", () => failover(quick ? 1 : 3)),
+  gatewayFailover: await section("gateway-failover", () => gatewayFailover(quick ? 1 : 3)),
   registry: await section("registry", () =>
     registryScale(quick ? [1000] : [1000, 5000, 10_000], quick ? 5 : 15),
   ),
@@ -74,7 +76,12 @@ const results = {
 
 const dir = join(ROOT, "bench/results");
 await mkdir(dir, { recursive: true });
-const base = join(dir, `${machine.date.slice(0, 10)}-${machine.host}${quick ? "-quick" : ""}`);
+// A run of some sections is named after them, so it never replaces a whole run's report.
+const sections = only ? `-${only.join("+")}` : "";
+const base = join(
+  dir,
+  `${machine.date.slice(0, 10)}-${machine.host}${sections}${quick ? "-quick" : ""}`,
+);
 await writeFile(`${base}.json`, JSON.stringify(results, null, 2));
 await writeFile(`${base}.md`, writeReport(results));
 process.stderr.write(`bench: wrote ${base}.md and .json\n`);

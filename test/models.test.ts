@@ -452,7 +452,11 @@ describe("model management through the gateway", () => {
     });
     try {
       const inventory = await restarted.json<NodeInventory>("/v1/node/inventory");
-      assert.deepEqual(inventory.models.map((model) => model.id).sort(), ["cancelled", "resumed", "slow"]);
+      assert.deepEqual(inventory.models.map((model) => model.id).sort(), [
+        "cancelled",
+        "resumed",
+        "slow",
+      ]);
     } finally {
       await stopAgent(restarted);
     }

@@ -124,9 +124,7 @@ export class ModelManager {
     // Keyed by the file: the same install running joins it.
     return this.#options.operations.start("model.install", `model.install:${target}`, (op) => {
       this.#running.set(target, { model_id: args.model_id, source });
-      return this.#download(args, url, fileName, op).finally(() =>
-        this.#running.delete(target),
-      );
+      return this.#download(args, url, fileName, op).finally(() => this.#running.delete(target));
     });
   }
 

@@ -70,19 +70,25 @@ export class WakeableEntries extends EventEmitter<{ change: [] }> {
   /** Adds or replaces a stored entry. */
   async put(entry: WakeableEntry): Promise<void> {
     if (this.#fromConfig(entry.id)) throw fromConfig(entry.id);
-    await this.#document.update((stored) => [
-      ...stored.filter((held) => held.id !== entry.id),
-      entry,
-    ]);
+    // Indexed now: over NATS the document's own change event comes later, and the caller
+    // reads the entry back at once.
+    this.#index(
+      await this.#document.update((stored) => [
+        ...stored.filter((held) => held.id !== entry.id),
+        entry,
+      ]),
+    );
   }
 
   async delete(id: string): Promise<boolean> {
     if (this.#fromConfig(id)) throw fromConfig(id);
     let found = false;
-    await this.#document.update((stored) => {
-      found = stored.some((held) => held.id === id);
-      return stored.filter((held) => held.id !== id);
-    });
+    this.#index(
+      await this.#document.update((stored) => {
+        found = stored.some((held) => held.id === id);
+        return stored.filter((held) => held.id !== id);
+      }),
+    );
     return found;
   }
 

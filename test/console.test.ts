@@ -7,8 +7,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Page } from "playwright-core";
+import { REGISTRY_PATHS } from "../src/protocol/paths.js";
+import type { SplitGroupInfo } from "../src/protocol/split.js";
 import { launchBrowser } from "./helpers/browser.js";
+import { postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
+import { playedNode } from "./helpers/played-node.js";
 import {
   joinArgs,
   ROOT,
@@ -196,6 +200,95 @@ describe("web console in chromium", () => {
     });
     assert.equal(removed.status, 200);
     await page.locator("#wakeable").waitFor({ state: "detached", timeout: 2000 });
+  });
+
+  test("a split group shows its members, their shares, the tunnel link and its bytes", async () => {
+    const members = [
+      { node_id: "split-host", fraction: 0.6, free_mb: 12_000 },
+      { node_id: "split-worker", fraction: 0.4, free_mb: 8000 },
+    ];
+    const group = (role: SplitGroupInfo["role"], links: SplitGroupInfo["links"]) => ({
+      model_id: "big-model",
+      role,
+      host: "split-host",
+      members,
+      links,
+    });
+    const link = {
+      node_id: "split-worker",
+      state: "connected" as const,
+      bytes_sent: 3 * 1024 * 1024,
+      bytes_received: 2048,
+    };
+    const played = [
+      playedNode("split-host", Date.now(), {
+        snapshot: {
+          state: "serving",
+          devices: [],
+          models: [],
+          split_groups: [group("host", [link])],
+        },
+      }),
+      playedNode("split-worker", Date.now(), {
+        snapshot: {
+          state: "standby",
+          devices: [],
+          models: [],
+          split_groups: [group("worker", [])],
+        },
+      }),
+    ];
+    const send = (path: string, sequence: number) =>
+      Promise.all(
+        played.map(async (node) => {
+          const answer = await postJson(`${gateway.url}${path}`, { ...node, sequence });
+          assert.equal(answer.status, 200, answer.text);
+        }),
+      );
+    await send(REGISTRY_PATHS.register, 1);
+    // The played nodes heartbeat like agents: their lease is only a few seconds.
+    let sequence = 1;
+    let beat = Promise.resolve<unknown>(undefined);
+    const beating = setInterval(() => {
+      beat = beat.then(() => send(REGISTRY_PATHS.heartbeat, ++sequence));
+    }, HEARTBEAT_S * 1000);
+    try {
+      const entry = page.locator('#split-groups [data-split-group="big-model"]');
+      await entry.waitFor({ timeout: 5000 });
+      const host = entry.locator('[data-split-member="split-host"]');
+      const worker = entry.locator('[data-split-member="split-worker"]');
+      // Part, layers, tunnel, sent, received; the host has no tunnel to itself.
+      assert.deepEqual(await host.locator("td").allTextContents(), ["host", "60%", "—", "—", "—"]);
+      assert.deepEqual(await worker.locator("td").allTextContents(), [
+        "worker",
+        "40%",
+        "●connected",
+        "3 MiB",
+        "2 KiB",
+      ]);
+      assert.equal(
+        await worker.locator("[data-tunnel-state]").getAttribute("data-tunnel-state"),
+        "connected",
+      );
+      assert.equal(await worker.locator("a").getAttribute("href"), "#/nodes/split-worker");
+      assert.equal(
+        await page.locator('#topology [data-tunnel="split-host>split-worker"]').count(),
+        1,
+      );
+
+      await worker.locator("a").click();
+      await page.waitForURL(/#\/nodes\/split-worker$/);
+      assert.equal(
+        await page.locator('.split-line[data-split-group="big-model"]').textContent(),
+        "worker for big-model on host split-host",
+      );
+      await page.locator('nav a[data-page="overview"]').click();
+    } finally {
+      clearInterval(beating);
+      await beat;
+      await send(REGISTRY_PATHS.deregister, sequence + 1);
+    }
+    await page.locator("#split-groups").waitFor({ state: "detached", timeout: 2000 });
   });
 
   test("works at 400 px wide: one column, nothing wider than the screen", async () => {

@@ -48,7 +48,14 @@ export async function start(
   const file = join(dir, `${command}.yaml`);
   await writeFile(
     file,
-    JSON.stringify({ state_dir: dir, listen_port: 0, log_level: "info", ...config }),
+    JSON.stringify({
+      state_dir: dir,
+      listen_port: 0,
+      // Several agents on one machine: each its own split tunnel port.
+      ...(command === "agent" ? { tunnel_port: 0 } : {}),
+      log_level: "info",
+      ...config,
+    }),
   );
   const began = performance.now();
   const child = spawn(

@@ -48,6 +48,10 @@ import type { RegistryClient } from "./registration/registry-client.js";
 import { VERSION } from "../core/version.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { GIB, MIB } from "../core/units.js";
+import { availableParallelism } from "node:os";
+import { findRpcServer } from "./split/find-rpc-server.js";
+import { RpcServerSupervisor } from "./split/rpc-server-supervisor.js";
+import { SplitNode } from "./split/split-node.js";
 
 /** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
 const LOAD_CEILING_TIMEOUTS = 10;
@@ -92,6 +96,8 @@ export class NodeAgent implements AgentApi {
   #nats: NatsConnection | undefined;
   #natsCommands: NatsCommands | undefined;
   #modelManager: ModelManager | undefined;
+  /** Its part in split inference (SPEC §12); none with the embedded engine or no rpc-server. */
+  #split: SplitNode | undefined;
   readonly operations: Operations;
   /** Resolves when a `node.stop` command asked the agent to deregister and exit. */
   readonly stopRequested: Promise<void>;
@@ -225,6 +231,7 @@ export class NodeAgent implements AgentApi {
       unload: (modelId) => agent.#unloadFrom(modelId),
       onChange: () => agent.#registrar?.nudge(),
     });
+    if (choice.engine === "llama-server") agent.#split = await agent.#startSplit(stateDir);
     await agent.#listen();
     agent.#metricsTimer = setInterval(
       () => void agent.refreshMetrics(),
@@ -248,6 +255,57 @@ export class NodeAgent implements AgentApi {
     const client = options.registryClient ?? (await agent.#registryClient());
     if (client) agent.#startRegistrar(client, stateDir, await readNodeSecret(stateDir));
     return agent;
+  }
+
+  /**
+   * Opens the node's tunnel and readies its rpc-servers for split inference (SPEC §12); none
+   * when no rpc-server is found (the node then only serves models alone).
+   */
+  async #startSplit(stateDir: string): Promise<SplitNode | undefined> {
+    const { config } = this;
+    let bin: string;
+    try {
+      bin = await findRpcServer(config.rpc_server_bin, this.#backend.name);
+    } catch (err) {
+      this.log.info({ reason: (err as Error).message }, "split inference off: no rpc-server");
+      return undefined;
+    }
+    const log = this.log.child({ component: "split" });
+    try {
+      return await SplitNode.start({
+        nodeId: this.nodeId,
+        stateDir,
+        listenHost: config.listen_host,
+        tunnelPort: config.tunnel_port,
+        rpcServers: new RpcServerSupervisor({
+          bin,
+          stateDir,
+          // The models' thread count where one is set (tests keep ggml to one thread).
+          threads:
+            config.models.find((model) => model.threads > 0)?.threads ?? availableParallelism(),
+          cache: config.rpc_cache,
+          log,
+        }),
+        devices: this.scheduler.devices.map((device) => device.ref),
+        metrics: (deviceId) => this.scheduler.device(deviceId).metrics,
+        resolveModel: (modelId) => this.#configuredModel(modelId),
+        restart: async (modelId) => {
+          await this.#unloadFrom(modelId);
+          return this.load(modelId, undefined);
+        },
+        load: (modelId) => this.load(modelId, undefined),
+        onChange: () => this.#registrar?.nudge(),
+        log,
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
+      // Split inference is an extra: a taken port turns it off, not the node.
+      this.log.warn(
+        { port: config.tunnel_port },
+        "split inference off: tunnel_port is taken (set another, or 0 for any free port)",
+      );
+      return undefined;
+    }
   }
 
   /**
@@ -305,15 +363,17 @@ export class NodeAgent implements AgentApi {
           capabilities,
           labels: this.config.labels,
           ...(this.config.auth_token ? { auth_token: this.config.auth_token } : {}),
+          ...(this.#split ? { tunnel: this.#split.endpoint() } : {}),
         };
       },
       snapshot: () => {
-        const { state, draining, devices, models } = this.inventory();
+        const { state, draining, devices, models, split_groups } = this.inventory();
         // The heartbeat carries only the newest log lines; the full tail is in the inventory.
         return {
           state,
           draining,
           models,
+          split_groups,
           devices: devices.map((device) => ({ ...device, log_tail: device.log_tail.slice(-20) })),
         };
       },
@@ -454,8 +514,28 @@ export class NodeAgent implements AgentApi {
     this.#requestStop();
   }
 
-  /** The configured model named by `name`: a model id first, else the first model with that role. */
+  /**
+   * The configured model named by `name` as its server starts: with the arguments of the split
+   * group it hosts, if any (SPEC §12).
+   */
   #resolveModel(name: string | undefined): ModelEntry {
+    const model = this.#configuredModel(name);
+    return this.#split?.launchModel(model) ?? model;
+  }
+
+  /** `split.worker` and `split.host` (SPEC §12). */
+  get split(): SplitNode {
+    if (!this.#split) {
+      throw new RoleMeshError(
+        "invalid_request",
+        `node ${this.nodeId} takes no part in split inference: it needs the llama-server engine and rpc-server`,
+      );
+    }
+    return this.#split;
+  }
+
+  /** The configured model named by `name`: a model id first, else the first model with that role. */
+  #configuredModel(name: string | undefined): ModelEntry {
     const models = this.config.models;
     if (name === undefined) {
       if (models.length === 1 && models[0]) return models[0];
@@ -506,6 +586,7 @@ export class NodeAgent implements AgentApi {
       models: this.config.models,
       scheduler: this.scheduler,
       catalog: this.#catalog,
+      splitGroups: this.#split?.groups() ?? [],
     };
   }
 
@@ -565,6 +646,7 @@ export class NodeAgent implements AgentApi {
     await this.#nats?.close();
     this.#server.closeAllConnections();
     await Promise.all(this.scheduler.devices.map((device) => device.stop()));
+    await this.#split?.close();
     await closed;
     this.log.info("node agent stopped");
   }

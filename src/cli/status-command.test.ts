@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { StatusResponse } from "../protocol/registry.js";
+import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
+import type { SplitGroupInfo } from "../protocol/split.js";
 import { formatStatus } from "./status-command.js";
 
 test("the fleet table shows node, host, state, device memory, loaded models, queue, last seen", () => {
@@ -36,6 +37,52 @@ test("the fleet table shows node, host, state, device memory, loaded models, que
       "",
       "NODE     HOST         STATE    DEVICES          MODELS  QUEUE  LAST SEEN",
       "gpu-box  gpu-box.lan  serving  gpu:0 4.0/24.0G  qwen    3      3s ago",
+    ].join("\n"),
+  );
+});
+
+test("split groups follow the nodes as their own table: members' shares, links' state and bytes", () => {
+  const members = [
+    { node_id: "gpu-box", fraction: 0.6, free_mb: 12_000 },
+    { node_id: "laptop", fraction: 0.4, free_mb: 8000 },
+  ];
+  const peer = (node_id: string, split_groups: SplitGroupInfo[]) =>
+    ({
+      node_id,
+      hostname: node_id,
+      state: "serving",
+      last_seen: "",
+      devices: [],
+      models: [],
+      split_groups,
+    }) as unknown as PeerStatus;
+  const status = {
+    gateway: { url: "http://127.0.0.1:8080" },
+    node_state: "client",
+    peers: [
+      peer("gpu-box", [
+        {
+          model_id: "llama-70b",
+          role: "host",
+          host: "gpu-box",
+          members,
+          links: [
+            { node_id: "laptop", state: "connected", bytes_sent: 1_572_864, bytes_received: 2048 },
+          ],
+        },
+      ]),
+      // The worker's own report of the same group is not listed again.
+      peer("laptop", [
+        { model_id: "llama-70b", role: "worker", host: "gpu-box", members, links: [] },
+      ]),
+    ],
+  } as unknown as StatusResponse;
+  const [, splitTable] = formatStatus(status, 0).split("\n\n1 split group\n\n");
+  assert.equal(
+    splitTable,
+    [
+      "MODEL      HOST     MEMBERS                  LINKS",
+      "llama-70b  gpu-box  gpu-box 60%, laptop 40%  laptop connected ↑1.5M ↓2.0K",
     ].join("\n"),
   );
 });

@@ -1,6 +1,8 @@
 import { Command } from "commander";
 import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
+import type { SplitGroupInfo } from "../protocol/split.js";
 import { SECRET_ENV } from "../core/config/secret-env.js";
+import { GIB, KIB, MIB } from "../core/units.js";
 import { ApiClient } from "../core/http/api-client.js";
 import { secretHelp, secretOption } from "./secret-option.js";
 import { textTable } from "./text-table.js";
@@ -29,12 +31,41 @@ export function statusCommand(): Command {
     );
 }
 
-/** The status as an aligned text table, one row per node. */
+/**
+ * The status as aligned text tables: one row per node, then one per split group (SPEC §12)
+ * when there are any.
+ */
 export function formatStatus(status: StatusResponse, now = Date.now()): string {
   const header = ["NODE", "HOST", "STATE", "DEVICES", "MODELS", "QUEUE", "LAST SEEN"];
   const rows = status.peers.map((peer) => row(peer, now));
-  const summary = `gateway ${status.gateway.url} · ${status.peers.length} node${status.peers.length === 1 ? "" : "s"} · local ${status.node_state}`;
-  return [summary, "", textTable(header, rows)].join("\n");
+  const summary = `gateway ${status.gateway.url} · ${plural(status.peers.length, "node")} · local ${status.node_state}`;
+  const lines = [summary, "", textTable(header, rows)];
+  // The host's report: only it knows the tunnel links. A gateway older than split inference
+  // sends no `split_groups`.
+  const groups = status.peers.flatMap((peer) =>
+    (peer.split_groups ?? []).filter((group) => group.role === "host"),
+  );
+  if (groups.length > 0) {
+    lines.push(
+      "",
+      plural(groups.length, "split group"),
+      "",
+      textTable(["MODEL", "HOST", "MEMBERS", "LINKS"], groups.map(splitRow)),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** `node-a 60%, node-b 40%` and `node-b connected ↑1.5M ↓2.0K` (sent, received). */
+function splitRow(group: SplitGroupInfo): string[] {
+  const members = group.members.map(
+    (member) => `${member.node_id} ${Math.round(member.fraction * 100)}%`,
+  );
+  const links = group.links.map(
+    (link) =>
+      `${link.node_id} ${link.state} ↑${bytes(link.bytes_sent)} ↓${bytes(link.bytes_received)}`,
+  );
+  return [group.model_id, group.host, members.join(", "), links.join(", ") || "-"];
 }
 
 function row(peer: PeerStatus, now: number): string[] {
@@ -63,3 +94,12 @@ function row(peer: PeerStatus, now: number): string[] {
 }
 
 const gib = (mb: number) => (mb / 1024).toFixed(1);
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+
+/** Traffic in the table's compact units, as the device memory column writes `G`. */
+function bytes(count: number): string {
+  if (count >= GIB) return `${(count / GIB).toFixed(1)}G`;
+  if (count >= MIB) return `${(count / MIB).toFixed(1)}M`;
+  if (count >= KIB) return `${(count / KIB).toFixed(1)}K`;
+  return `${count}B`;
+}

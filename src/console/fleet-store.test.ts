@@ -15,6 +15,7 @@ function peer(nodeId: string, hostname: string, extra: Partial<PeerStatus> = {})
     capabilities: {} as PeerStatus["capabilities"],
     devices: [],
     models: [],
+    split_groups: [],
     registered_at: new Date(0).toISOString(),
     last_seen: new Date(1000).toISOString(),
     gateway_in_flight: 0,
@@ -102,5 +103,35 @@ test("the gateways sharing the fleet come with the status and change with their 
   assert.deepEqual(
     store.gateways.map((g) => g.id),
     ["g1:8080", "g2:8080"],
+  );
+});
+
+test("split groups come from their hosts' reports, by model id", () => {
+  const store = new FleetStore();
+  const group = (model_id: string, role: "host" | "worker", host: string) => ({
+    model_id,
+    role,
+    host,
+    members: [],
+    links: [],
+  });
+  store.apply({
+    type: "status",
+    status: status([
+      peer("a", "alpha", {
+        split_groups: [group("qwen", "host", "a"), group("big", "worker", "b")],
+      }),
+      peer("b", "beta", {
+        split_groups: [group("big", "host", "b"), group("qwen", "worker", "a")],
+      }),
+      peer("c", "gamma"),
+    ]),
+  });
+  assert.deepEqual(
+    store.splitGroups().map((entry) => [entry.model_id, entry.host]),
+    [
+      ["big", "b"],
+      ["qwen", "a"],
+    ],
   );
 });

@@ -9,6 +9,7 @@ import type {
   RegistryEvent,
   StatusResponse,
 } from "../protocol/registry.js";
+import type { SplitGroupInfo } from "../protocol/split.js";
 import type { WakeableStatus } from "../protocol/wakeable.js";
 
 export type Connection = "connecting" | "live" | "reconnecting" | "needs-key";
@@ -116,6 +117,16 @@ export class FleetStore {
       for (const role of model.roles) roles.set(role, [...(roles.get(role) ?? []), model.id]);
     }
     return new Map([...roles].sort(([a], [b]) => a.localeCompare(b)));
+  }
+
+  /**
+   * The fleet's split groups (SPEC §12) as their hosts report them, by model id: only the host
+   * knows every member's tunnel link; a worker reports its own part of the same group.
+   */
+  splitGroups(): SplitGroupInfo[] {
+    return this.nodes()
+      .flatMap((node) => node.split_groups.filter((group) => group.role === "host"))
+      .sort((a, b) => a.model_id.localeCompare(b.model_id) || a.host.localeCompare(b.host));
   }
 
   /** Milliseconds since the gateway last heard from a node (its last heartbeat). */

@@ -5,8 +5,12 @@ export function formatMiB(mib: number): string {
   return `${Math.round(mib)} MiB`;
 }
 
+/** Sizes and traffic: below a MiB in B or KiB, so a tunnel's first bytes do not read as 0. */
 export function formatBytes(bytes: number | null): string {
-  return bytes === null ? "?" : formatMiB(bytes / (1024 * 1024));
+  if (bytes === null) return "?";
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
+  if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KiB`;
+  return formatMiB(bytes / (1024 * 1024));
 }
 
 /** "3 s ago", "2 min ago", … */

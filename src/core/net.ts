@@ -1,4 +1,4 @@
-import { createServer, isIP } from "node:net";
+import { connect, createServer, isIP } from "node:net";
 
 /** True for names and addresses that only this machine can reach. */
 export function isLoopbackHost(host: string): boolean {
@@ -35,6 +35,23 @@ export function freeLoopbackPort(): Promise<number> {
           : reject(new Error("no port")),
       );
     });
+  });
+}
+
+/**
+ * Whether something accepts TCP connections on 127.0.0.1:`port`: true once a connection opens
+ * (it is closed at once), false when it is refused or not open within `timeoutMs`.
+ */
+export function loopbackPortAccepts(port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port, timeout: timeoutMs });
+    const settle = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.once("connect", () => settle(true));
+    socket.once("timeout", () => settle(false));
+    socket.once("error", () => settle(false));
   });
 }
 

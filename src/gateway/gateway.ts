@@ -32,6 +32,7 @@ import type { GatewayConfig } from "./config/gateway-config.js";
 import { leaseSeconds, minMessageIntervalS } from "./config/gateway-config.js";
 import { HttpCommandTransport } from "./commands/command-transport.js";
 import { NatsCommandTransport } from "./commands/nats-command-transport.js";
+import { SplitCoordinator } from "./split/split-coordinator.js";
 import { NodeCommands } from "./commands/node-commands.js";
 import { Forwarder } from "./forwarding/forwarder.js";
 import { CONSOLE_ROUTES, ConsoleAssets } from "./http/console-assets.js";
@@ -94,6 +95,8 @@ export class Gateway implements GatewayApi {
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
   readonly commands: NodeCommands;
+  /** Forms split groups for models no node serves alone (SPEC §12). */
+  readonly split: SplitCoordinator;
   readonly rateLimiter = new RateLimiter();
   readonly metrics: GatewayMetrics;
   readonly startedAt = new Date();
@@ -165,6 +168,7 @@ export class Gateway implements GatewayApi {
       requestTimeoutMs: config.request_timeout_s * 1000,
       firstByteTimeoutMs: config.first_byte_timeout_s * 1000,
       onAttempt: (nodeId, outcome) => metrics.observeAttempt(nodeId, outcome),
+      splitHost: (name) => this.split.host(name),
       log,
     });
     this.commands = new NodeCommands(
@@ -172,6 +176,7 @@ export class Gateway implements GatewayApi {
       parts.nats ? new NatsCommandTransport(parts.nats) : new HttpCommandTransport(this.nodes),
       log.child({ component: "commands" }),
     );
+    this.split = new SplitCoordinator(this.nodes, this.commands, log.child({ component: "split" }));
     this.nodes.on("event", (event) => {
       if (event.type === "node_registered")
         log.info({ node_id: event.node.node_id, url: event.node.agent_url }, "node registered");

@@ -2,6 +2,7 @@
  * Wire types of the node inventory (SPEC §3, §7.1), shared by agent and gateway.
  * Field names are snake_case because they are part of the public JSON API.
  */
+import type { SplitGroupInfo, SplitMode } from "./split.js";
 
 export type BackendName = "cuda" | "rocm" | "metal" | "vulkan" | "sycl" | "cpu";
 
@@ -98,6 +99,9 @@ export interface ModelInventory {
   size_bytes: number | null;
   /** Devices whose server has this model (starting or ready). */
   loaded_on: string[];
+  /** Whether it may be split across nodes (SPEC §12); absent from older agents: `never`. */
+  split?: SplitMode;
+  split_max_nodes?: number;
 }
 
 export interface NodeInventory {
@@ -111,4 +115,6 @@ export interface NodeInventory {
   engine: string;
   devices: DeviceInventory[];
   models: ModelInventory[];
+  /** Models this node serves with others, as host or worker (SPEC §12). */
+  split_groups: SplitGroupInfo[];
 }

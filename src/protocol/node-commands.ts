@@ -18,6 +18,8 @@ export const NODE_COMMAND_NAMES = [
   "node.drain",
   "node.resume",
   "node.stop",
+  "split.worker",
+  "split.host",
 ] as const;
 export type NodeCommandName = (typeof NODE_COMMAND_NAMES)[number];
 

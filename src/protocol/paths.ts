@@ -20,6 +20,8 @@ export const AGENT_PATHS = {
   backendStop: "/v1/node/backends/stop",
   backendUpgrade: "/v1/node/backends/upgrade",
   backendDelete: "/v1/node/backends/delete",
+  splitWorker: "/v1/node/split/worker",
+  splitHost: "/v1/node/split/host",
 } as const;
 
 /** The gateway's registry, called by agents. */

@@ -24,6 +24,8 @@ import type {
   RegisterRequest,
 } from "./registry.js";
 import { NODE_ID_PATTERN } from "./registry.js";
+import type { SplitGroupInfo, SplitMember, TunnelEndpoint } from "./split.js";
+import { SPLIT_MODES } from "./split.js";
 
 /** Names: host names, versions, model and device ids, roles, timestamps. */
 const NAME_MAX = 256;
@@ -39,6 +41,8 @@ const MODELS_MAX = 1024;
 const ROLES_MAX = 64;
 /** The agent keeps 200 lines per device (SPEC §4); heartbeats carry fewer. */
 const LOG_LINES_MAX = 200;
+/** Most nodes in one split group that a message may list. */
+const SPLIT_NODES_MAX = 64;
 
 /** A schema for each field of `T`, optional ones included, and for nothing else. */
 type Shape<T> = { [K in keyof T]-?: z.ZodType<T[K]> };
@@ -52,6 +56,7 @@ const name = z.string().max(NAME_MAX);
 const names = (max: number) => z.array(name).max(max);
 const logLines = z.array(z.string().max(LOG_LINE_MAX_CHARS)).max(LOG_LINES_MAX);
 const liveState = z.enum(["client", "standby", "loading", "serving"]);
+const nodeId = z.string().regex(NODE_ID_PATTERN, "letters, digits, . _ and - only, at most 64");
 
 const deviceRef = objectOf<DeviceRef>({
   id: name,
@@ -112,6 +117,33 @@ const modelInventory = objectOf<ModelInventory>({
   roles: names(ROLES_MAX),
   size_bytes: z.number().nullable(),
   loaded_on: names(DEVICES_MAX),
+  split: z.enum(SPLIT_MODES).optional(),
+  split_max_nodes: z.int().min(1).max(SPLIT_NODES_MAX).optional(),
+});
+
+const splitGroup = objectOf<SplitGroupInfo>({
+  model_id: name,
+  role: z.enum(["host", "worker"]),
+  host: nodeId,
+  members: z
+    .array(
+      objectOf<SplitMember>({
+        node_id: nodeId,
+        fraction: z.number().min(0).max(1),
+        free_mb: z.number(),
+      }),
+    )
+    .max(SPLIT_NODES_MAX),
+  links: z
+    .array(
+      objectOf<SplitGroupInfo["links"][number]>({
+        node_id: nodeId,
+        state: z.enum(["connecting", "connected", "failed"]),
+        bytes_sent: z.number(),
+        bytes_received: z.number(),
+      }),
+    )
+    .max(SPLIT_NODES_MAX),
 });
 
 const snapshot = objectOf<NodeSnapshot>({
@@ -119,6 +151,12 @@ const snapshot = objectOf<NodeSnapshot>({
   draining: z.boolean().optional(),
   devices: z.array(deviceInventory).max(DEVICES_MAX),
   models: z.array(modelInventory).max(MODELS_MAX),
+  split_groups: z.array(splitGroup).max(MODELS_MAX).optional(),
+});
+
+const tunnel = objectOf<TunnelEndpoint>({
+  port: z.int().min(1).max(65535),
+  fingerprint: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/, "a SHA-256 fingerprint"),
 });
 
 const capabilities = objectOf<HostCapabilities>({
@@ -139,7 +177,6 @@ const labels = z
   .record(z.string().max(LABEL_KEY_MAX), z.string().max(LABEL_VALUE_MAX))
   .refine((value) => Object.keys(value).length <= LABELS_MAX, `at most ${LABELS_MAX} labels`);
 
-const nodeId = z.string().regex(NODE_ID_PATTERN, "letters, digits, . _ and - only, at most 64");
 const startedAt = z.number();
 const sequence = z.int().min(0);
 const nodeSecret = z.string().max(SECRET_MAX).optional();
@@ -155,6 +192,7 @@ export const RegisterRequestSchema = objectOf<RegisterRequest>({
   capabilities,
   labels,
   auth_token: z.string().max(SECRET_MAX).optional(),
+  tunnel: tunnel.optional(),
   snapshot,
 });
 

@@ -2,6 +2,7 @@
  * Wire types between agents and gateways (SPEC §7.2, §7.4). snake_case: public JSON.
  */
 import type { DeviceInventory, HostCapabilities, LiveState, ModelInventory } from "./inventory.js";
+import type { SplitGroupInfo, TunnelEndpoint } from "./split.js";
 import type { WakeableStatus } from "./wakeable.js";
 
 /**
@@ -17,6 +18,8 @@ export interface NodeSnapshot {
   draining?: boolean;
   devices: DeviceInventory[];
   models: ModelInventory[];
+  /** Split groups it takes part in (SPEC §12); optional for older agents. */
+  split_groups?: SplitGroupInfo[];
 }
 
 /**
@@ -49,6 +52,8 @@ export interface RegisterRequest extends MessageOrder, NodeCredential {
   labels: Record<string, string>;
   /** The agent's bearer token, presented by the gateway on every call it makes to it. */
   auth_token?: string;
+  /** Its tunnel for split inference, when it can take part in one (SPEC §12). */
+  tunnel?: TunnelEndpoint;
   snapshot: NodeSnapshot;
 }
 
@@ -81,6 +86,10 @@ export interface PeerStatus {
   capabilities: HostCapabilities;
   devices: DeviceInventory[];
   models: ModelInventory[];
+  /** The split groups it takes part in (SPEC §12). */
+  split_groups: SplitGroupInfo[];
+  /** Its tunnel for split inference, if it can take part in one. */
+  tunnel?: TunnelEndpoint;
   registered_at: string;
   last_seen: string;
   /** Requests the gateway has in flight to this node. */

@@ -76,6 +76,8 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
   const stateDir = options.stateDir ?? (await tempDir());
   const config = {
     listen_port: 0,
+    // Several agents on one machine: each its own split tunnel port.
+    tunnel_port: 0,
     state_dir: stateDir,
     ...engineConfig(),
     llama_server_probe_interval_s: 0.05,
@@ -119,6 +121,7 @@ export async function startUp(options: LaunchOptions): Promise<AgentProcess> {
     },
     agent: {
       listen_port: 0,
+      tunnel_port: 0,
       state_dir: join(stateDir, "agent"),
       ...engineConfig(),
       llama_server_probe_interval_s: 0.05,

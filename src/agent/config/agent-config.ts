@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { z } from "zod";
 import { NODE_ID_PATTERN } from "../../protocol/registry.js";
+import { SPLIT_MODES } from "../../protocol/split.js";
 import { checkUnique } from "../../core/config/unique-check.js";
 import { checkBinding } from "../../core/config/binding-check.js";
 import { SECRET_ENV, secretKey } from "../../core/config/secret-env.js";
@@ -33,6 +34,10 @@ export const ModelEntrySchema = z.strictObject({
   threads: z.int().min(0).default(0),
   /** Extra arguments for this model only. */
   args: z.array(z.string()).default([]),
+  /** May it be served by several nodes over RPC (SPEC §12): `auto` only when no node has room. */
+  split: z.enum(SPLIT_MODES).default("auto"),
+  /** Most nodes serving it together, the host included. */
+  split_max_nodes: z.int().min(1).default(4),
 });
 
 export const BACKENDS = ["auto", "cuda", "rocm", "metal", "vulkan", "sycl", "cpu"] as const;
@@ -70,6 +75,12 @@ export const AgentConfigSchema = z
     engine: z.enum(ENGINES).default("auto"),
     llama_server_bin: z.string().min(1).default("llama-server"),
     llama_server_args: z.array(z.string()).default([]),
+    /** llama.cpp's `rpc-server` for split inference; the default name is found like llama-server. */
+    rpc_server_bin: z.string().min(1).default("rpc-server"),
+    /** rpc-server keeps tensors it received in a local file cache (`-c`): a re-formed group loads faster. */
+    rpc_cache: z.boolean().default(false),
+    /** The agents' tunnel for split inference, on `listen_host`; 0 = any free port. */
+    tunnel_port: z.int().min(0).max(65535).default(8091),
     llama_server_startup_timeout_s: seconds(30),
     llama_server_startup_timeout_per_gib_s: z.number().min(0).default(0),
     llama_server_probe_interval_s: seconds(0.5),

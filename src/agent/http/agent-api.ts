@@ -5,6 +5,7 @@ import type { Backends } from "../backends/backends.js";
 import type { InferenceService } from "../inference/inference-service.js";
 import type { ModelManager } from "../models/model-manager.js";
 import type { Operations } from "../operations/operations.js";
+import type { SplitNode } from "../split/split-node.js";
 
 /** What the agent's HTTP routes need of the agent: they parse, call this, and answer. */
 export interface AgentApi {
@@ -16,6 +17,8 @@ export interface AgentApi {
   readonly modelManager: ModelManager;
   readonly operations: Operations;
   readonly backends: Backends;
+  /** Its part in split inference; throws when it can take none (SPEC §12). */
+  readonly split: SplitNode;
   /** `GET /v1/models`. */
   models(): ModelList<AgentModelEntry>;
   inventory(): NodeInventory;

@@ -44,6 +44,18 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
   },
   {
     method: "POST",
+    path: AGENT_PATHS.splitWorker,
+    handle: async (agent, { req, res }) =>
+      sendJson(res, 200, await agent.split.worker(await readArguments(req))),
+  },
+  {
+    method: "POST",
+    path: AGENT_PATHS.splitHost,
+    handle: async (agent, { req, res }) =>
+      sendJson(res, 200, await agent.split.host(await readArguments(req))),
+  },
+  {
+    method: "POST",
     path: AGENT_PATHS.stop,
     handle: (agent, { res }) => {
       sendJson(res, 202, { node_id: agent.nodeId, stopping: true });

@@ -2,6 +2,7 @@ import { modelList } from "../../core/proxy/model-list.js";
 import { MIB } from "../../core/units.js";
 import type { BackendName, LiveState, NodeInventory } from "../../protocol/inventory.js";
 import type { AgentModelEntry, ModelList } from "../../protocol/models.js";
+import type { SplitGroupInfo } from "../../protocol/split.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import { hostCapabilities } from "../devices/host-capabilities.js";
 import type { ModelCatalog } from "../models/model-catalog.js";
@@ -17,6 +18,8 @@ export interface InventorySource {
   models: readonly ModelEntry[];
   scheduler: Scheduler;
   catalog: ModelCatalog;
+  /** The split groups the node takes part in (SPEC §12). */
+  splitGroups: readonly SplitGroupInfo[];
 }
 
 /** The node's live state (SPEC §7.4). */
@@ -50,7 +53,10 @@ export function nodeInventory(source: InventorySource): NodeInventory {
       roles: model.roles,
       size_bytes: catalog.get(model.model_id)?.sizeBytes ?? null,
       loaded_on: scheduler.devicesWith(model.model_id).map((device) => device.id),
+      split: model.split,
+      split_max_nodes: model.split_max_nodes,
     })),
+    split_groups: [...source.splitGroups],
   };
 }
 

@@ -12,6 +12,8 @@ const model = (model_id: string, parallel = 1): ModelEntry => ({
   parallel,
   threads: 0,
   args: [],
+  split: "never",
+  split_max_nodes: 1,
 });
 
 /** Tracks which acquisitions have been granted, in order. */

@@ -11,12 +11,12 @@ import type {
   ServerInfo,
   ServerState,
 } from "../../protocol/inventory.js";
-import { LOG_LINE_MAX_CHARS } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import type { Engine } from "../engines/engine.js";
 import type { PidRecords } from "./pid-records.js";
-import { readIdentity } from "../../core/process/process-identity.js";
 import { ManagedProcess } from "../../core/process/managed-process.js";
+import { CrashBackoff } from "./crash-backoff.js";
+import { LogTail } from "./log-tail.js";
 
 export interface DeviceSupervisorOptions {
   device: DeviceRef;
@@ -45,9 +45,6 @@ export interface DeviceSupervisorEvents {
   state: [ServerState];
 }
 
-const MAX_BACKOFF_MS = 60_000;
-/** A server that ran this long before crashing starts a fresh backoff series. */
-const STABLE_RUN_MS = MAX_BACKOFF_MS;
 const PORT_RETRIES = 3;
 /** A ready server is asked `/health` this often (a tenth of a second at the least)... */
 const LIVENESS_INTERVALS = 10;
@@ -75,19 +72,19 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   #nudge: Deferred | null = null;
   #readyAt: Date | null = null;
   #lastError: ServerFailure | null = null;
-  #consecutiveFailures = 0;
+  readonly #backoff = new CrashBackoff();
   #restarts = 0;
-  #nextAttemptAt = 0;
   #portRetries = 0;
   #engineVersion: string | null = null;
   #transition: Promise<unknown> = Promise.resolve();
-  readonly #logTail: string[] = [];
+  readonly #logTail: LogTail;
   readonly #options: DeviceSupervisorOptions;
 
   constructor(options: DeviceSupervisorOptions) {
     super();
     this.#options = options;
     this.device = options.device;
+    this.#logTail = new LogTail(options.logTailLines ?? 200);
   }
 
   get state(): ServerState {
@@ -113,7 +110,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   }
 
   get logTail(): readonly string[] {
-    return this.#logTail;
+    return this.#logTail.lines;
   }
 
   /**
@@ -148,7 +145,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
    * something else kills now and then (the OOM killer, an operator).
    */
   served(upstream: Pool): void {
-    if (upstream === this.#upstream) this.#consecutiveFailures = 0;
+    if (upstream === this.#upstream) this.#backoff.succeeded();
   }
 
   /** Stops the server (if any) and waits until it is gone. */
@@ -166,10 +163,10 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       started_at: this.#process?.startedAt.toISOString() ?? null,
       ready_at: this.#state === "ready" ? (this.#readyAt?.toISOString() ?? null) : null,
       restarts: this.#restarts,
-      consecutive_failures: this.#consecutiveFailures,
+      consecutive_failures: this.#backoff.consecutiveFailures,
       next_attempt_at:
-        this.#state === "failed" && this.#nextAttemptAt > Date.now()
-          ? new Date(this.#nextAttemptAt).toISOString()
+        this.#state === "failed" && this.#backoff.remainingMs() > 0
+          ? new Date(this.#backoff.nextAttemptAt).toISOString()
           : null,
     };
   }
@@ -207,12 +204,12 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     if (this.#serves(model, "ready")) return undefined;
     if (this.#serves(model, "starting")) return this.#readiness ?? undefined;
     if (this.#process) await this.#stopCurrent();
-    const backoffMs = this.#nextAttemptAt - Date.now();
+    const backoffMs = this.#backoff.remainingMs();
     if (backoffMs > 0 && this.#model?.model_id === model.model_id) {
       if (Date.now() + backoffMs > deadline) {
         throw new RoleMeshError(
           "no_capacity",
-          `the server for ${model.model_id} on ${this.device.id} crashed ${this.#consecutiveFailures} times in a row; ` +
+          `the server for ${model.model_id} on ${this.device.id} crashed ${this.#backoff.consecutiveFailures} times in a row; ` +
             `next start attempt in ${Math.ceil(backoffMs / 1000)} s`,
           { retryAfterS: backoffMs / 1000 },
         );
@@ -225,12 +222,15 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
         sleep(backoffMs),
         deadline,
         signal,
-        () => new RoleMeshError("no_capacity", "backoff outlasted the deadline"),
+        // The deadline can fire a moment before the backoff's own timer: still the backoff.
+        () =>
+          new RoleMeshError("no_capacity", "backoff outlasted the deadline", {
+            retryAfterS: Math.max(1, this.#backoff.remainingMs() / 1000),
+          }),
       );
     }
     if (this.#model?.model_id !== model.model_id) {
-      this.#consecutiveFailures = 0;
-      this.#nextAttemptAt = 0;
+      this.#backoff.reset();
     } else if (this.#state === "failed") {
       this.#restarts++;
     }
@@ -267,28 +267,18 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     // Probed from the start: nothing below (a full disk for the pid record) may leave a server
     // running that nobody watches.
     void this.#probeUntilReady(proc, model, this.#upstream, log);
-    await this.#recordPid(proc, model, spec.args, port).catch((err: unknown) =>
-      log.error(
-        { err: (err as Error).message },
-        "could not record the server's pid; an agent that crashes now may leave it behind",
-      ),
-    );
-  }
-
-  async #recordPid(proc: ManagedProcess, model: ModelEntry, args: string[], port: number) {
-    if (proc.pid <= 0) return;
-    const identity = await readIdentity(proc.pid);
-    if (!identity || this.#process !== proc) return;
-    await this.#options.pidRecords.write({
-      pid: proc.pid,
-      start_time: identity.startTime,
-      args: args.join(" "),
-      device: this.device.id,
-      model_id: model.model_id,
-      port,
-      agent_pid: process.pid,
-      recorded_at: new Date().toISOString(),
-    });
+    await this.#options.pidRecords
+      .record(
+        proc.pid,
+        { args: spec.args, device: this.device.id, model_id: model.model_id, port },
+        () => this.#process === proc,
+      )
+      .catch((err: unknown) =>
+        log.error(
+          { err: (err as Error).message },
+          "could not record the server's pid; an agent that crashes now may leave it behind",
+        ),
+      );
   }
 
   async #probeUntilReady(
@@ -366,10 +356,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   }
 
   #onOutput(log: Logger, stream: "stdout" | "stderr", line: string): void {
-    // The tail travels in heartbeats; the agent's log below keeps the whole line.
-    this.#logTail.push(line.length > LOG_LINE_MAX_CHARS ? clip(line) : line);
-    const limit = this.#options.logTailLines ?? 200;
-    if (this.#logTail.length > limit) this.#logTail.splice(0, this.#logTail.length - limit);
+    this.#logTail.push(line);
     log.info({ src: "server", stream }, line);
     // The server says it is up: probe now instead of at the next interval.
     if (this.#options.engine.readiness.readyLine.test(line)) this.#nudge?.resolve();
@@ -393,7 +380,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       this.#setState("stopped");
       return;
     }
-    const tail = this.#logTail.slice(-20);
+    const tail = this.#logTail.lines.slice(-20);
     if (
       wasStarting &&
       this.#portRetries < PORT_RETRIES &&
@@ -405,11 +392,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       void this.#spawn(model);
       return;
     }
-    const ranMs = Date.now() - proc.startedAt.getTime();
-    if (ranMs >= STABLE_RUN_MS) this.#consecutiveFailures = 0;
-    this.#consecutiveFailures++;
-    const backoffMs = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.#consecutiveFailures - 1));
-    this.#nextAttemptAt = Date.now() + backoffMs;
+    const backoffMs = this.#backoff.crashed(Date.now() - proc.startedAt.getTime());
     const how = this.#killedBecause
       ? `${this.#killedBecause} and was killed`
       : `${status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`}${wasStarting ? " while loading" : ""}`;
@@ -459,9 +442,4 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       { retryAfterS: Math.max(1, Math.min(30, timeoutMs / 2000)) },
     );
   }
-}
-
-/** A line cut to LOG_LINE_MAX_CHARS, the cut marked. */
-function clip(line: string): string {
-  return `${line.slice(0, LOG_LINE_MAX_CHARS - 1)}…`;
 }

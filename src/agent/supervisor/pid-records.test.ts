@@ -65,3 +65,26 @@ test("leaves alone a process that reused the pid (other start time or arguments)
   assert.equal(await records.reapLeftovers(log), 0);
   assert.ok(await readIdentity(child.pid!), "still alive");
 });
+
+test("records of another kind sit beside llama-server's for the same device; one reap stops both", async () => {
+  const dir = await stateDir();
+  const llama = sleeper("63");
+  const rpc = sleeper("64");
+  const started = { device: "gpu:0", port: 1 };
+  await new PidRecords(dir).record(
+    llama.pid!,
+    { ...started, args: ["63"], model_id: "m" },
+    () => true,
+  );
+  const rpcRecords = new PidRecords(dir, "rpc-server");
+  await rpcRecords.record(rpc.pid!, { ...started, args: ["64"], model_id: null }, () => true);
+  assert.deepEqual((await readdir(join(dir, "servers"))).sort(), [
+    "gpu_0.json",
+    "rpc-server.gpu_0.json",
+  ]);
+  // A process replaced before its record was written is not recorded.
+  await rpcRecords.record(process.pid, { ...started, args: [], model_id: null }, () => false);
+  assert.equal(await new PidRecords(dir).reapLeftovers(log), 2);
+  assert.equal(await readIdentity(llama.pid!), null);
+  assert.equal(await readIdentity(rpc.pid!), null);
+});

@@ -11,18 +11,49 @@ export interface PidRecord {
   /** Arguments the server was started with; they survive wrappers that exec the real binary. */
   args: string;
   device: string;
-  model_id: string;
+  /** The model a llama-server holds; null for servers that hold none (rpc-server). */
+  model_id: string | null;
   port: number;
   agent_pid: number;
   recorded_at: string;
 }
 
-/** Pid records under `state_dir/servers/`, one file per device, replaced atomically. */
+/** What a caller tells of a process it just started; the rest of its record is looked up. */
+export type StartedProcess = Pick<PidRecord, "device" | "model_id" | "port"> & {
+  args: readonly string[];
+};
+
+/**
+ * Pid records under `state_dir/servers/`, one file per device and kind of server, replaced
+ * atomically: `<device>.json` for llama-server, `<kind>.<device>.json` for another kind
+ * (rpc-server). Every kind shares the folder, so the one reap at agent start stops them all.
+ */
 export class PidRecords {
   readonly #dir: string;
+  readonly #prefix: string;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, kind?: string) {
     this.#dir = join(stateDir, "servers");
+    // The dot never appears in a device's part of the name, so kinds cannot collide.
+    this.#prefix = kind ? `${kind}.` : "";
+  }
+
+  /**
+   * Records a process just started, with what tells it from a later process given the same pid.
+   * Nothing is written when it is gone already or `current()` says another one replaced it.
+   */
+  async record(pid: number, started: StartedProcess, current: () => boolean): Promise<void> {
+    if (pid <= 0) return;
+    const identity = await readIdentity(pid);
+    if (!identity || !current()) return;
+    await this.write({
+      ...started,
+      pid,
+      start_time: identity.startTime,
+      args: started.args.join(" "),
+      agent_pid: process.pid,
+      recorded_at: new Date().toISOString(),
+    });
   }
 
   async write(record: PidRecord): Promise<void> {
@@ -75,7 +106,7 @@ export class PidRecords {
   }
 
   #file(device: string): string {
-    return join(this.#dir, `${device.replace(/[^A-Za-z0-9_-]/g, "_")}.json`);
+    return join(this.#dir, `${this.#prefix}${device.replace(/[^A-Za-z0-9_-]/g, "_")}.json`);
   }
 }
 

@@ -6,6 +6,7 @@ import { h, render } from "../dom.js";
 import type { FleetStore } from "../fleet-store.js";
 import { formatAgo, formatBytes } from "../format.js";
 import { askForKey } from "./key-dialog.js";
+import { splitLines } from "./split-view.js";
 import { chips, memoryBar, statePill, utilization } from "./widgets.js";
 
 export class NodeView {
@@ -190,6 +191,8 @@ function summary(store: FleetStore, node: PeerStatus): (Node | string)[] {
               ),
             ),
       ),
+      node.split_groups.length > 0 && h("dt", {}, "Split"),
+      node.split_groups.length > 0 && h("dd", { class: "split-lines" }, splitLines(node)),
     ),
   ];
 }

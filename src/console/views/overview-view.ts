@@ -1,9 +1,10 @@
-/** The fleet at a glance: nodes, topology, models and roles, wakeable capacity. */
+/** The fleet at a glance: nodes, topology, models and roles, split groups, wakeable capacity. */
 import type { PeerStatus } from "../../protocol/registry.js";
 import type { WakeableStatus } from "../../protocol/wakeable.js";
 import { h } from "../dom.js";
 import type { FleetStore } from "../fleet-store.js";
 import { formatAgo, formatMiB } from "../format.js";
+import { splitGroupList } from "./split-view.js";
 import { topology } from "./topology.js";
 import { chips, memoryBar, section, statePill, utilization } from "./widgets.js";
 
@@ -30,6 +31,13 @@ export function overview(store: FleetStore): HTMLElement[] {
     section("topology", "Topology", topology(store)),
     section("models", "Models and roles", modelsTable(store)),
   ];
+  // Shown only when some node hosts a model with others (SPEC §12).
+  const splitGroups = store.splitGroups();
+  if (splitGroups.length > 0) {
+    views.push(
+      section("split-groups", `Split groups (${splitGroups.length})`, splitGroupList(splitGroups)),
+    );
+  }
   // Shown when several gateways share the fleet over NATS (SPEC §8).
   if (store.gateways.length > 1) {
     views.push(section("gateways", `Gateways (${store.gateways.length})`, gatewayList(store)));

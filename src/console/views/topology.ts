@@ -1,6 +1,7 @@
 /**
  * The gateway and its nodes as a star: links coloured and dashed by the node's live state,
- * each node a link to its detail page. Scales with its container (viewBox).
+ * each node a link to its detail page; split groups' tunnels as dashed curves from host to
+ * worker. Scales with its container (viewBox).
  */
 import { svg } from "../dom.js";
 import type { FleetStore } from "../fleet-store.js";
@@ -10,6 +11,8 @@ const CENTER = SIZE / 2;
 const RADIUS = 110;
 /** Labels sit outside the ring, clear of the links. */
 const LABEL_RADIUS = RADIUS + 34;
+/** How far a tunnel's curve bows out, as a share of the distance between its two nodes. */
+const TUNNEL_BOW = 0.5;
 
 export function topology(store: FleetStore): SVGElement {
   const nodes = store.nodes();
@@ -26,6 +29,25 @@ export function topology(store: FleetStore): SVGElement {
       anchor: cos > 0.3 ? "start" : cos < -0.3 ? "end" : "middle",
     };
   });
+  const at = new Map(placed.map((place) => [place.node.node_id, place]));
+  const tunnels = store.splitGroups().flatMap((group) =>
+    group.links.map((link) => {
+      const [host, worker] = [at.get(group.host), at.get(link.node_id)];
+      return (
+        host &&
+        worker &&
+        svg(
+          "path",
+          {
+            class: `split-link tunnel-${link.state}`,
+            d: tunnelPath(host, worker),
+            "data-tunnel": `${group.host}>${link.node_id}`,
+          },
+          svg("title", {}, `${group.model_id}: ${group.host} → ${link.node_id}, ${link.state}`),
+        )
+      );
+    }),
+  );
   return svg(
     "svg",
     {
@@ -49,6 +71,7 @@ export function topology(store: FleetStore): SVGElement {
       svg("circle", { cx: CENTER, cy: CENTER, r: 30 }),
       svg("text", { x: CENTER, y: CENTER + 4, "text-anchor": "middle" }, "gateway"),
     ),
+    ...tunnels,
     ...placed.map(({ node, x, y, labelX, labelY, anchor }) =>
       svg(
         "a",
@@ -77,4 +100,16 @@ export function topology(store: FleetStore): SVGElement {
       ),
     ),
   );
+}
+
+/**
+ * A curve between two nodes of the ring, bowed away from the centre so that it never lies on
+ * the gateway's links (two nodes face each other across the centre).
+ */
+function tunnelPath(from: { x: number; y: number }, to: { x: number; y: number }): string {
+  const [midX, midY] = [(from.x + to.x) / 2, (from.y + to.y) / 2];
+  let [bowX, bowY] = [(from.y - to.y) * TUNNEL_BOW, (to.x - from.x) * TUNNEL_BOW];
+  if ((midX - CENTER) * bowX + (midY - CENTER) * bowY < 0) [bowX, bowY] = [-bowX, -bowY];
+  const point = (x: number, y: number) => `${x.toFixed(1)} ${y.toFixed(1)}`;
+  return `M ${point(from.x, from.y)} Q ${point(midX + bowX, midY + bowY)} ${point(to.x, to.y)}`;
 }

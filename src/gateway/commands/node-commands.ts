@@ -69,6 +69,19 @@ const COMMANDS: Record<NodeCommandName, CommandSpec> = {
   "node.drain": { method: "POST", path: AGENT_PATHS.drain, body: empty, timeoutMs: 30_000 },
   "node.resume": { method: "POST", path: AGENT_PATHS.resume, body: empty, timeoutMs: 30_000 },
   "node.stop": { method: "POST", path: AGENT_PATHS.stop, body: empty, timeoutMs: 30_000 },
+  // Split inference (SPEC §12): a worker starts its rpc-servers; the host restarts its server.
+  "split.worker": {
+    method: "POST",
+    path: AGENT_PATHS.splitWorker,
+    body: (args) => args,
+    timeoutMs: 2 * MINUTE,
+  },
+  "split.host": {
+    method: "POST",
+    path: AGENT_PATHS.splitHost,
+    body: (args) => args,
+    timeoutMs: 15 * MINUTE,
+  },
 };
 
 const isCommand = (name: string): name is NodeCommandName =>

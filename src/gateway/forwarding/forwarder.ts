@@ -6,7 +6,7 @@ import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
 import type { RelayResult } from "../../core/proxy/relay.js";
 import { PROCESSING_HEADER } from "../../protocol/processing.js";
-import type { NodeRegistry } from "../registry/node-registry.js";
+import type { NodeRecord, NodeRegistry } from "../registry/node-registry.js";
 import { rankNodes } from "../router/route-picker.js";
 
 export interface ForwarderOptions {
@@ -24,6 +24,11 @@ export interface ForwarderOptions {
    * (its answer broke off), `unreachable`, or the code of the error it answered.
    */
   onAttempt?(nodeId: string, outcome: string): void;
+  /**
+   * The node that serves `name` for a group of nodes (split inference, SPEC §12), the group
+   * formed first; undefined when the model runs on one node as usual.
+   */
+  splitHost?(name: string): Promise<NodeRecord | undefined>;
   log: Logger;
 }
 
@@ -66,7 +71,10 @@ export class Forwarder {
     signal: AbortSignal,
   ): Promise<RelayResult> {
     const { name } = request;
-    const choices = rankNodes(this.#registry.live(), name, this.#turn++);
+    const host = await this.#options.splitHost?.(name);
+    const choices = host
+      ? [{ record: host, modelId: name }]
+      : rankNodes(this.#registry.live(), name, this.#turn++);
     if (choices.length === 0) {
       throw new RoleMeshError("model_not_found", `no live node offers model or role "${name}"`, {
         param: "model",

@@ -1,3 +1,4 @@
+import type { TunnelEndpoint } from "../../protocol/split.js";
 import { EventEmitter } from "node:events";
 import type { LiveState } from "../../protocol/inventory.js";
 import type {
@@ -20,6 +21,8 @@ export interface NodeRecord {
   capabilities: RegisterRequest["capabilities"];
   /** Presented to the agent on every call; never shown or logged. */
   authToken: string | undefined;
+  /** Its tunnel for split inference, if it can take part in one (SPEC §12). */
+  tunnel: TunnelEndpoint | undefined;
   snapshot: NodeSnapshot;
   order: MessageOrder;
   registeredAt: number;
@@ -100,6 +103,7 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       labels: request.labels,
       capabilities: request.capabilities,
       authToken: request.auth_token || undefined,
+      tunnel: request.tunnel,
       snapshot: request.snapshot,
       order: { started_at: request.started_at, sequence: request.sequence },
       lastSeen: now,
@@ -202,6 +206,8 @@ export class NodeRegistry extends EventEmitter<NodeRegistryEvents> {
       capabilities: record.capabilities,
       devices: record.snapshot.devices,
       models: record.snapshot.models,
+      split_groups: record.snapshot.split_groups ?? [],
+      ...(record.tunnel ? { tunnel: record.tunnel } : {}),
       registered_at: new Date(record.registeredAt).toISOString(),
       last_seen: new Date(record.lastSeen).toISOString(),
       gateway_in_flight: record.inFlight,

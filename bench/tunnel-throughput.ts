@@ -1,0 +1,171 @@
+/**
+ * The agent-to-agent tunnel's cost (issue 19): 256 MiB pushed through it vs straight over
+ * loopback TCP, and small request/answer round trips (what llama.cpp RPC does per graph) both
+ * ways. The far side (TunnelServer, a byte sink, an echo target) runs in a child process, as a
+ * worker agent would, so encryption and decryption do not share one event loop.
+ *
+ *   npx tsx bench/tunnel-throughput.ts
+ */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { loadTunnelIdentity } from "../src/agent/tunnel/tunnel-identity.js";
+import { TunnelPeer } from "../src/agent/tunnel/tunnel-peer.js";
+import { TunnelServer } from "../src/agent/tunnel/tunnel-server.js";
+import { createLogger } from "../src/core/logger.js";
+
+const TOTAL = 256 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+const ROUND_TRIPS = 5000;
+const MESSAGE = 64;
+const REPEATS = 3;
+const log = createLogger("warn");
+
+interface FarSide {
+  sink: number;
+  echo: number;
+  tunnel: number;
+  fingerprint: string;
+}
+
+async function listen(onSocket: (socket: Socket) => void): Promise<number> {
+  const server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+/** The worker's side: a sink that answers its byte count at the end, an echo, the tunnel. */
+async function farSide(stateDir: string, allowed: string): Promise<void> {
+  const sink = await listen((socket) => {
+    let bytes = 0;
+    socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
+    socket.on("end", () => socket.end(`${bytes}`));
+  });
+  const echo = await listen((socket) => socket.pipe(socket));
+  const identity = await loadTunnelIdentity(stateDir);
+  const tunnel = new TunnelServer({
+    identity,
+    host: "127.0.0.1",
+    port: 0,
+    isAllowed: (fingerprint) => fingerprint === allowed,
+    resolveTarget: (name) => ({ sink, echo })[name],
+    log,
+  });
+  await tunnel.start();
+  const ready: FarSide = { sink, echo, tunnel: tunnel.port, fingerprint: identity.fingerprint };
+  console.log(JSON.stringify(ready));
+}
+
+/** MiB/s of TOTAL bytes written to `port` until the sink has counted them all. */
+async function push(port: number): Promise<number> {
+  const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+  await once(socket, "connect");
+  const chunk = Buffer.alloc(CHUNK, 7);
+  const started = performance.now();
+  for (let sent = 0; sent < TOTAL; sent += CHUNK) {
+    if (!socket.write(chunk)) await once(socket, "drain");
+  }
+  socket.end();
+  let answer = "";
+  socket.on("data", (data: Buffer) => (answer += data.toString()));
+  await once(socket, "end");
+  const seconds = (performance.now() - started) / 1000;
+  socket.destroy();
+  if (Number(answer) !== TOTAL) throw new Error(`the sink counted ${answer} bytes`);
+  return TOTAL / 1024 / 1024 / seconds;
+}
+
+/** Microseconds per round trip of a MESSAGE-byte request and its echo, one at a time. */
+async function pingPong(port: number): Promise<number> {
+  const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+  await once(socket, "connect");
+  const message = Buffer.alloc(MESSAGE, 1);
+  const started = performance.now();
+  for (let i = 0; i < ROUND_TRIPS; i++) {
+    let received = 0;
+    const answered = new Promise<void>((resolve) => {
+      const onData = (data: Buffer) => {
+        received += data.length;
+        if (received < MESSAGE) return;
+        socket.off("data", onData);
+        resolve();
+      };
+      socket.on("data", onData);
+    });
+    socket.write(message);
+    await answered;
+  }
+  const micros = ((performance.now() - started) * 1000) / ROUND_TRIPS;
+  socket.destroy();
+  return micros;
+}
+
+function best(values: number[], higherIsBetter: boolean): string {
+  const pick = higherIsBetter ? Math.max(...values) : Math.min(...values);
+  return `${pick.toFixed(0)} (runs: ${values.map((v) => v.toFixed(0)).join(", ")})`;
+}
+
+async function main(): Promise<void> {
+  const hostDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
+  const workerDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
+  const identity = await loadTunnelIdentity(hostDir);
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      fileURLToPath(import.meta.url),
+      "--far-side",
+      workerDir,
+      identity.fingerprint,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
+  const far = JSON.parse(line) as FarSide;
+  const peer = new TunnelPeer({
+    identity,
+    host: "127.0.0.1",
+    port: far.tunnel,
+    fingerprint: far.fingerprint,
+    log,
+  });
+  peer.start();
+  try {
+    await peer.ready(10_000);
+    const tunnelSink = await peer.openLocal("sink");
+    const tunnelEcho = await peer.openLocal("echo");
+    const rows: Record<string, { direct: number[]; tunnel: number[] }> = {
+      "256 MiB, MiB/s": { direct: [], tunnel: [] },
+      [`${MESSAGE}-byte round trip, µs`]: { direct: [], tunnel: [] },
+    };
+    for (let i = 0; i < REPEATS; i++) {
+      rows["256 MiB, MiB/s"]!.direct.push(await push(far.sink));
+      rows["256 MiB, MiB/s"]!.tunnel.push(await push(tunnelSink));
+      rows[`${MESSAGE}-byte round trip, µs`]!.direct.push(await pingPong(far.echo));
+      rows[`${MESSAGE}-byte round trip, µs`]!.tunnel.push(await pingPong(tunnelEcho));
+    }
+    for (const [name, { direct, tunnel }] of Object.entries(rows)) {
+      const higher = name.includes("MiB/s");
+      console.log(
+        `${name}\n  direct loopback: ${best(direct, higher)}\n  tunnel: ${best(tunnel, higher)}`,
+      );
+    }
+    console.log(`peer counted ${peer.bytesSent} bytes sent, ${peer.bytesReceived} received`);
+  } finally {
+    await peer.close();
+    child.kill();
+    await rm(hostDir, { recursive: true, force: true });
+    await rm(workerDir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--far-side") await farSide(process.argv[3]!, process.argv[4]!);
+else await main();

@@ -1,0 +1,178 @@
+import type { Logger } from "../../core/logger.js";
+import { RoleMeshError } from "../../core/errors.js";
+import { planSplit } from "../../core/split/split-plan.js";
+import type { SplitPlan } from "../../core/split/split-plan.js";
+import { MIB } from "../../core/units.js";
+import type { ModelInventory } from "../../protocol/inventory.js";
+import type { SplitHostArgs, SplitHostWorker, SplitWorkerAnswer } from "../../protocol/split.js";
+import type { NodeCommands } from "../commands/node-commands.js";
+import type { NodeRecord, NodeRegistry } from "../registry/node-registry.js";
+
+/** Most nodes in a group when the model does not say (SPEC §12). */
+const DEFAULT_MAX_NODES = 4;
+const SENDER = { by: "split" };
+
+/**
+ * Split inference from the gateway's side (SPEC §12). A request for a model that may be split
+ * and that no node serves alone is sent to the host of its group, formed first: each worker is
+ * told to start its rpc-servers for the host, then the host to serve with them. The group is
+ * what its members report (their `split_groups`), so every gateway sees the same groups and a
+ * restarted gateway forms nothing again; a member that left or restarted (it no longer
+ * reports its part) makes the next request form the group anew on the nodes live then.
+ */
+export class SplitCoordinator {
+  readonly #registry: NodeRegistry;
+  readonly #commands: NodeCommands;
+  readonly #log: Logger;
+  /** Formations under way, by model id: concurrent requests wait for the same one. */
+  readonly #forming = new Map<string, Promise<void>>();
+
+  constructor(registry: NodeRegistry, commands: NodeCommands, log: Logger) {
+    this.#registry = registry;
+    this.#commands = commands;
+    this.#log = log;
+  }
+
+  /**
+   * The node to send a request for `modelId` to when the model is served split: the host of
+   * its group, formed first if need be. Undefined when the model runs on one node as usual.
+   */
+  async host(modelId: string): Promise<NodeRecord | undefined> {
+    const plan = this.plan(modelId);
+    if (!plan) return undefined;
+    const alone = plan.members.length < 2;
+    // A host whose workers are gone serves alone again once it has room: told so first.
+    if (alone ? this.#hosts(plan.host, modelId) : !this.#formed(plan)) {
+      let forming = this.#forming.get(modelId);
+      if (!forming) {
+        forming = this.#form(plan).finally(() => this.#forming.delete(modelId));
+        this.#forming.set(modelId, forming);
+      }
+      await forming;
+    }
+    if (alone) return undefined;
+    const host = this.#registry.get(plan.host);
+    if (!host) throw new RoleMeshError("no_capacity", `the host of ${modelId}'s group left`);
+    return host;
+  }
+
+  /**
+   * Who serves `modelId`: the group its members report while all of them are live and report
+   * their part, else a fresh plan from the registry. Null when the model may not be split,
+   * a node serves it alone already, or the nodes that hold it have no room together.
+   */
+  plan(modelId: string): SplitPlan | null {
+    const holders = this.#registry
+      .live()
+      .filter((record) => record.snapshot.models.some((model) => model.id === modelId));
+    const model = holders
+      .map((record) => record.snapshot.models.find((entry) => entry.id === modelId)!)
+      .find((entry) => entry.split !== undefined && entry.split !== "never");
+    if (!model || model.size_bytes === null) return null;
+    const reported = this.#reportedPlan(modelId);
+    if (reported) return reported;
+    if (holders.some((record) => servesAlone(record, modelId))) return null;
+    return planSplit(
+      {
+        model_id: modelId,
+        size_mb: model.size_bytes / MIB,
+        split: model.split!,
+        split_max_nodes: model.split_max_nodes ?? DEFAULT_MAX_NODES,
+      },
+      holders
+        .filter((record) => record.tunnel !== undefined && !record.snapshot.draining)
+        .map((record) => ({ node_id: record.nodeId, free_mb: freeMb(record) })),
+    );
+  }
+
+  /** The group a live host reports for the model, if every member is live and reports its part. */
+  #reportedPlan(modelId: string): SplitPlan | null {
+    for (const record of this.#registry.live()) {
+      const group = record.snapshot.split_groups?.find(
+        (entry) => entry.model_id === modelId && entry.role === "host",
+      );
+      if (!group) continue;
+      const plan = { model_id: modelId, host: record.nodeId, members: group.members };
+      return this.#formed(plan) ? plan : null;
+    }
+    return null;
+  }
+
+  /** The node reports hosting a group for the model. */
+  #hosts(nodeId: string, modelId: string): boolean {
+    return (
+      this.#registry
+        .get(nodeId)
+        ?.snapshot.split_groups?.some(
+          (group) => group.model_id === modelId && group.role === "host",
+        ) ?? false
+    );
+  }
+
+  /** Every member reports its part of the plan: the host its workers, each worker its host. */
+  #formed(plan: SplitPlan): boolean {
+    const part = (nodeId: string, role: "host" | "worker") =>
+      this.#registry
+        .get(nodeId)
+        ?.snapshot.split_groups?.find(
+          (group) =>
+            group.model_id === plan.model_id && group.role === role && group.host === plan.host,
+        );
+    const ids = plan.members.map((member) => member.node_id).join();
+    const host = part(plan.host, "host");
+    return (
+      host !== undefined &&
+      host.members.map((member) => member.node_id).join() === ids &&
+      plan.members.slice(1).every((member) => part(member.node_id, "worker") !== undefined)
+    );
+  }
+
+  async #form(plan: SplitPlan): Promise<void> {
+    const host = this.#member(plan.host);
+    this.#log.info(
+      { model: plan.model_id, host: plan.host, members: plan.members },
+      "forming split group",
+    );
+    const workers = await Promise.all(
+      plan.members.slice(1).map(async ({ node_id }): Promise<SplitHostWorker> => {
+        const answer = await this.#commands.send(
+          node_id,
+          "split.worker",
+          { model_id: plan.model_id, host: plan.host, host_fingerprint: host.tunnel!.fingerprint },
+          SENDER,
+        );
+        const worker = this.#member(node_id);
+        return {
+          node_id,
+          address: new URL(worker.agentUrl).hostname,
+          tunnel: worker.tunnel!,
+          targets: (answer.body as SplitWorkerAnswer).targets,
+        };
+      }),
+    );
+    const args: SplitHostArgs = { model_id: plan.model_id, members: plan.members, workers };
+    await this.#commands.send(plan.host, "split.host", { ...args }, SENDER);
+  }
+
+  #member(nodeId: string): NodeRecord {
+    const record = this.#registry.get(nodeId);
+    if (!record?.tunnel) {
+      throw new RoleMeshError("no_capacity", `node ${nodeId} left before its split group formed`);
+    }
+    return record;
+  }
+}
+
+/** Serves the model on its own devices, not as the host of a group. */
+function servesAlone(record: NodeRecord, modelId: string): boolean {
+  const model: ModelInventory | undefined = record.snapshot.models.find(
+    (entry) => entry.id === modelId,
+  );
+  const hosting = record.snapshot.split_groups?.some((group) => group.model_id === modelId);
+  return (model?.loaded_on.length ?? 0) > 0 && !hosting;
+}
+
+/** The most free memory of one of the node's devices, in MiB. */
+function freeMb(record: NodeRecord): number {
+  return Math.max(0, ...record.snapshot.devices.map((device) => device.metrics?.vram_free_mb ?? 0));
+}

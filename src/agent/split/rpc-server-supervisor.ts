@@ -16,6 +16,7 @@ import type {
 import { pinningEnv } from "../devices/pinning.js";
 import { CrashBackoff } from "../supervisor/crash-backoff.js";
 import { LogTail } from "../supervisor/log-tail.js";
+import { processInfo } from "../supervisor/process-info.js";
 import { PidRecords } from "../supervisor/pid-records.js";
 
 /**
@@ -239,20 +240,16 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
   }
 
   info(): RpcServerInfo {
-    const proc = this.#process;
     return {
       device: this.#device.id,
-      state: this.#state,
-      pid: proc?.pid ?? null,
-      port: proc ? this.#port : null,
-      started_at: proc?.startedAt.toISOString() ?? null,
-      ready_at: this.#state === "ready" ? (this.#readyAt?.toISOString() ?? null) : null,
-      restarts: this.#restarts,
-      consecutive_failures: this.#backoff.consecutiveFailures,
-      next_attempt_at:
-        this.#state === "failed" && this.#backoff.remainingMs() > 0
-          ? new Date(this.#backoff.nextAttemptAt).toISOString()
-          : null,
+      ...processInfo({
+        state: this.#state,
+        process: this.#process,
+        port: this.#port,
+        readyAt: this.#readyAt,
+        restarts: this.#restarts,
+        backoff: this.#backoff,
+      }),
       last_error: this.#lastError,
       log_tail: [...this.#logTail.lines],
     };

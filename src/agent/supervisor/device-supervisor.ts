@@ -16,6 +16,7 @@ import type { Engine } from "../engines/engine.js";
 import type { PidRecords } from "./pid-records.js";
 import { ManagedProcess } from "../../core/process/managed-process.js";
 import { CrashBackoff } from "./crash-backoff.js";
+import { processInfo } from "./process-info.js";
 import { LogTail } from "./log-tail.js";
 
 export interface DeviceSupervisorOptions {
@@ -156,18 +157,15 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   info(): ServerInfo {
     const model = this.#state === "stopped" && !this.#process ? null : this.#model;
     return {
-      state: this.#state,
       model_id: model?.model_id ?? null,
-      pid: this.#process?.pid ?? null,
-      port: this.#process ? this.#port : null,
-      started_at: this.#process?.startedAt.toISOString() ?? null,
-      ready_at: this.#state === "ready" ? (this.#readyAt?.toISOString() ?? null) : null,
-      restarts: this.#restarts,
-      consecutive_failures: this.#backoff.consecutiveFailures,
-      next_attempt_at:
-        this.#state === "failed" && this.#backoff.remainingMs() > 0
-          ? new Date(this.#backoff.nextAttemptAt).toISOString()
-          : null,
+      ...processInfo({
+        state: this.#state,
+        process: this.#process,
+        port: this.#port,
+        readyAt: this.#readyAt,
+        restarts: this.#restarts,
+        backoff: this.#backoff,
+      }),
     };
   }
 

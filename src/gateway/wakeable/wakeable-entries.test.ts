@@ -23,6 +23,8 @@ class LaggingDocument
     this.#value = change(this.#value);
     return Promise.resolve(this.#value);
   }
+
+  close() {}
 }
 
 test("an entry stored or deleted is seen at once, before the document's change event", async () => {

@@ -26,6 +26,8 @@ export class SplitCoordinator {
   readonly #log: Logger;
   /** Formations under way, by model id: concurrent requests wait for the same one. */
   readonly #forming = new Map<string, Promise<void>>();
+  /** The candidates (node ids) each model was last planned with, by model id. */
+  readonly #plannedWith = new Map<string, string>();
 
   constructor(registry: NodeRegistry, commands: NodeCommands, log: Logger) {
     this.#registry = registry;
@@ -69,9 +71,21 @@ export class SplitCoordinator {
       .map((record) => record.snapshot.models.find((entry) => entry.id === modelId)!)
       .find((entry) => entry.split !== undefined && entry.split !== "never");
     if (!model || model.size_bytes === null) return null;
+    const candidates = holders.filter(
+      (record) => record.tunnel !== undefined && !record.snapshot.draining,
+    );
+    const candidateIds = candidates
+      .map((record) => record.nodeId)
+      .sort()
+      .join();
     const reported = this.#reportedPlan(modelId);
-    if (reported) return reported;
-    if (holders.some((record) => servesAlone(record, modelId))) return null;
+    // A formed group stays while its candidates do: serving it changed its members' free
+    // memory, and a plan made on that would move it for nothing. A node that joins makes the
+    // plan anew (one that leaves breaks the group). A restarted gateway adopts groups as they are.
+    const plannedWith = this.#plannedWith.get(modelId);
+    this.#plannedWith.set(modelId, candidateIds);
+    if (reported && (plannedWith === undefined || plannedWith === candidateIds)) return reported;
+    if (!reported && holders.some((record) => servesAlone(record, modelId))) return null;
     return planSplit(
       {
         model_id: modelId,
@@ -79,9 +93,7 @@ export class SplitCoordinator {
         split: model.split!,
         split_max_nodes: model.split_max_nodes ?? DEFAULT_MAX_NODES,
       },
-      holders
-        .filter((record) => record.tunnel !== undefined && !record.snapshot.draining)
-        .map((record) => ({ node_id: record.nodeId, free_mb: freeMb(record) })),
+      candidates.map((record) => ({ node_id: record.nodeId, free_mb: freeMb(record) })),
     );
   }
 

@@ -4,6 +4,7 @@ import type { FailoverResult } from "./scenarios/failover.js";
 import type { Footprint } from "./scenarios/footprint.js";
 import type { GatewayFailoverResult } from "./scenarios/gateway-failover.js";
 import type { RelayRow } from "./scenarios/relay.js";
+import type { SplitSection } from "./scenarios/split.js";
 import type { NatsScaleRow } from "./scenarios/registry-nats.js";
 import type { ScaleRow } from "./scenarios/registry-scale.js";
 import type { StreamingRow } from "./scenarios/streaming.js";
@@ -21,6 +22,7 @@ export interface BenchResults {
   registryNats?: NatsScaleRow[];
   footprint?: Footprint;
   engine?: EngineRow[];
+  split?: SplitSection;
 }
 
 /** `median (p99)` of a figure. */
@@ -223,5 +225,77 @@ export function writeReport(results: BenchResults): string {
       out.push("", "llama-server: not measured (set LLAMA_SERVER_BIN to a llama.cpp build).");
     }
   }
+  if (results.split) out.push("", ...splitReport(results.split));
   return `${out.join("\n")}\n`;
+}
+
+function splitReport(split: SplitSection): string[] {
+  const out = ["## P8 Split inference (stories260K over 2 agents on loopback, 1 thread each)", ""];
+  if ("skipped" in split) return [...out, `Skipped: ${split.skipped}.`];
+  const base = split.speed.find((row) => row.path.endsWith("the host's split"));
+  out.push(
+    `The planner's group: \`${split.groupArgs.join(" ")}\` on the host.`,
+    "",
+    table(
+      [
+        "path",
+        "llama-server",
+        "decode tokens/s",
+        "vs direct RPC, same split",
+        "end to end tokens/s",
+      ],
+      split.speed.map((row) => [
+        row.path,
+        `\`${row.args}\``,
+        fig(row.tokensPerSecond, 0),
+        base ? ratio(row.tokensPerSecond.median, base.tokensPerSecond.median) : "–",
+        fig(row.endToEndTokensPerSecond, 0),
+      ]),
+    ),
+    "",
+    "Decode tokens/s is llama-server's own `timings.predicted_per_second` for 128 tokens at temperature 0, the paths taking turns run by run; end to end, the completion tokens over the request's wall-clock time at the client (prompt and relays included). Goal: the tunnel ≥ 0.9× direct loopback RPC with the same split.",
+    "",
+    table(
+      ["killed", "first answer after", "runs"],
+      [
+        [
+          "the worker's rpc-server (SIGKILL)",
+          `${fig(split.reformAfterRpcServerKillMs, 0)} ms`,
+          split.reformAfterRpcServerKillMs.runs.map((ms) => round(ms, 0)).join(", "),
+        ],
+        [
+          "the whole worker: agent and rpc-server (SIGKILL)",
+          `${fig(split.aloneAfterWorkerKillMs, 0)} ms`,
+          split.aloneAfterWorkerKillMs.runs.map((ms) => round(ms, 0)).join(", "),
+        ],
+      ],
+    ),
+    "",
+    "A completion every 100 ms, one at a time, from the kill to the first 200: after an rpc-server kill the group re-forms on the restarted rpc-server; after a worker kill the host serves alone once the worker's lease (3 heartbeats of 1 s) ended. Goal: ≤ 10 s (mesh-llm takes about 41 s to notice a `kill -9`).",
+    "",
+    table(
+      ["rpc_cache", "bytes sent at first load", "at a reload", "per 1-token completion"],
+      split.loadBytes.map((row) => [
+        row.rpcCache ? "on" : "off",
+        row.firstLoad,
+        row.reload,
+        row.request,
+      ]),
+    ),
+    "",
+    "Bytes the host's tunnel link carried to the worker, from its inventory: loading the model when the group formed, and loading it again after `model.unload` (the same group), each less the 1-token completion that triggered it. rpc-server's cache (`-c`) only stands in hashes for tensors over 10 MiB, so a model as small as stories260K cannot gain from it.",
+    "",
+    table(
+      ["the tunnel alone", "loopback TCP", "tunnel", "tunnel vs loopback"],
+      split.tunnel.map((row) => [
+        row.what,
+        fig(row.direct, 0),
+        fig(row.tunnel, 0),
+        ratio(row.tunnel.median, row.direct.median),
+      ]),
+    ),
+    "",
+    "`bench/tunnel-throughput.ts`: bytes pushed, and a 64-byte message echoed back 5000 times one at a time, straight to a server in another process and through a tunnel peer to a tunnel server in that process (TLS 1.3 both ways).",
+  );
+  return out;
 }

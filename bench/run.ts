@@ -17,6 +17,7 @@ import { readiness } from "./scenarios/readiness.js";
 import { registryOverNats } from "./scenarios/registry-nats.js";
 import { registryScale } from "./scenarios/registry-scale.js";
 import { relayCost } from "./scenarios/relay.js";
+import { splitInference } from "./scenarios/split.js";
 import { streaming, STREAM_SETUP } from "./scenarios/streaming.js";
 
 const quick = process.argv.includes("--quick");
@@ -72,6 +73,9 @@ const results = {
   ),
   footprint: await section("footprint", () => footprint(quick ? 1 : 5)),
   engine: await section("engine", () => engineSpeed(quick ? 2 : 5)),
+  split: await section("split", () =>
+    splitInference({ runs: quick ? 2 : 5, repeats: quick ? 1 : 3 }),
+  ),
 };
 
 const dir = join(ROOT, "bench/results");

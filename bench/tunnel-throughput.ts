@@ -2,7 +2,8 @@
  * The agent-to-agent tunnel's cost (issue 19): 256 MiB pushed through it vs straight over
  * loopback TCP, and small request/answer round trips (what llama.cpp RPC does per graph) both
  * ways. The far side (TunnelServer, a byte sink, an echo target) runs in a child process, as a
- * worker agent would, so encryption and decryption do not share one event loop.
+ * worker agent would, so encryption and decryption do not share one event loop. Part of the
+ * bench's split section; alone:
  *
  *   npx tsx bench/tunnel-throughput.ts
  */
@@ -19,13 +20,21 @@ import { loadTunnelIdentity } from "../src/agent/tunnel/tunnel-identity.js";
 import { TunnelPeer } from "../src/agent/tunnel/tunnel-peer.js";
 import { TunnelServer } from "../src/agent/tunnel/tunnel-server.js";
 import { createLogger } from "../src/core/logger.js";
+import { figure } from "./lib/stats.js";
+import type { Figure } from "./lib/stats.js";
 
 const TOTAL = 256 * 1024 * 1024;
 const CHUNK = 1024 * 1024;
 const ROUND_TRIPS = 5000;
 const MESSAGE = 64;
-const REPEATS = 3;
 const log = createLogger("warn");
+
+/** One measurement straight over loopback TCP and through the tunnel. */
+export interface TunnelCostRow {
+  what: string;
+  direct: Figure;
+  tunnel: Figure;
+}
 
 interface FarSide {
   sink: number;
@@ -107,12 +116,8 @@ async function pingPong(port: number): Promise<number> {
   return micros;
 }
 
-function best(values: number[], higherIsBetter: boolean): string {
-  const pick = higherIsBetter ? Math.max(...values) : Math.min(...values);
-  return `${pick.toFixed(0)} (runs: ${values.map((v) => v.toFixed(0)).join(", ")})`;
-}
-
-async function main(): Promise<void> {
+/** Throughput and round trips, each `repeats` times, straight and through the tunnel. */
+export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
   const hostDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
   const workerDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
   const identity = await loadTunnelIdentity(hostDir);
@@ -128,6 +133,7 @@ async function main(): Promise<void> {
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
+  const exited = once(child, "exit");
   const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
   const far = JSON.parse(line) as FarSide;
   const peer = new TunnelPeer({
@@ -142,30 +148,40 @@ async function main(): Promise<void> {
     await peer.ready(10_000);
     const tunnelSink = await peer.openLocal("sink");
     const tunnelEcho = await peer.openLocal("echo");
-    const rows: Record<string, { direct: number[]; tunnel: number[] }> = {
-      "256 MiB, MiB/s": { direct: [], tunnel: [] },
-      [`${MESSAGE}-byte round trip, µs`]: { direct: [], tunnel: [] },
-    };
-    for (let i = 0; i < REPEATS; i++) {
-      rows["256 MiB, MiB/s"]!.direct.push(await push(far.sink));
-      rows["256 MiB, MiB/s"]!.tunnel.push(await push(tunnelSink));
-      rows[`${MESSAGE}-byte round trip, µs`]!.direct.push(await pingPong(far.echo));
-      rows[`${MESSAGE}-byte round trip, µs`]!.tunnel.push(await pingPong(tunnelEcho));
+    const throughput = { direct: [] as number[], tunnel: [] as number[] };
+    const roundTrip = { direct: [] as number[], tunnel: [] as number[] };
+    for (let i = 0; i < repeats; i++) {
+      throughput.direct.push(await push(far.sink));
+      throughput.tunnel.push(await push(tunnelSink));
+      roundTrip.direct.push(await pingPong(far.echo));
+      roundTrip.tunnel.push(await pingPong(tunnelEcho));
     }
-    for (const [name, { direct, tunnel }] of Object.entries(rows)) {
-      const higher = name.includes("MiB/s");
-      console.log(
-        `${name}\n  direct loopback: ${best(direct, higher)}\n  tunnel: ${best(tunnel, higher)}`,
-      );
-    }
-    console.log(`peer counted ${peer.bytesSent} bytes sent, ${peer.bytesReceived} received`);
+    return [
+      {
+        what: "256 MiB, MiB/s",
+        direct: figure(throughput.direct),
+        tunnel: figure(throughput.tunnel),
+      },
+      {
+        what: `${MESSAGE}-byte round trip, µs`,
+        direct: figure(roundTrip.direct),
+        tunnel: figure(roundTrip.tunnel),
+      },
+    ];
   } finally {
     await peer.close();
     child.kill();
+    await exited;
     await rm(hostDir, { recursive: true, force: true });
     await rm(workerDir, { recursive: true, force: true });
   }
 }
 
-if (process.argv[2] === "--far-side") await farSide(process.argv[3]!, process.argv[4]!);
-else await main();
+if (process.argv[2] === "--far-side") {
+  await farSide(process.argv[3]!, process.argv[4]!);
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const { what, direct, tunnel } of await tunnelCost(3)) {
+    const runs = (value: Figure) => value.runs.map((run) => run.toFixed(0)).join(", ");
+    console.log(`${what}\n  direct loopback: ${runs(direct)}\n  tunnel: ${runs(tunnel)}`);
+  }
+}

@@ -169,6 +169,17 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     };
   }
 
+  /**
+   * Whether `model` starts as the last server did. Backoff is for a server that keeps failing;
+   * one started with other arguments (a split group re-formed without a dead worker) is new.
+   */
+  #sameLaunch(model: ModelEntry): boolean {
+    return (
+      this.#model?.model_id === model.model_id &&
+      this.#model.args.join("\0") === model.args.join("\0")
+    );
+  }
+
   #serves(model: ModelEntry, state: ServerState): boolean {
     return this.#state === state && this.#model?.model_id === model.model_id;
   }
@@ -203,7 +214,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     if (this.#serves(model, "starting")) return this.#readiness ?? undefined;
     if (this.#process) await this.#stopCurrent();
     const backoffMs = this.#backoff.remainingMs();
-    if (backoffMs > 0 && this.#model?.model_id === model.model_id) {
+    if (backoffMs > 0 && this.#sameLaunch(model)) {
       if (Date.now() + backoffMs > deadline) {
         throw new RoleMeshError(
           "no_capacity",
@@ -227,7 +238,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
           }),
       );
     }
-    if (this.#model?.model_id !== model.model_id) {
+    if (!this.#sameLaunch(model)) {
       this.#backoff.reset();
     } else if (this.#state === "failed") {
       this.#restarts++;

@@ -17,8 +17,9 @@ const SENDER = { by: "split" };
  * and that no node serves alone is sent to the host of its group, formed first: each worker is
  * told to start its rpc-servers for the host, then the host to serve with them. The group is
  * what its members report (their `split_groups`), so every gateway sees the same groups and a
- * restarted gateway forms nothing again; a member that left or restarted (it no longer
- * reports its part) makes the next request form the group anew on the nodes live then.
+ * restarted gateway forms nothing again. A member that leaves makes the group re-form at once
+ * on the nodes live then; one that restarted (it no longer reports its part) makes the next
+ * request re-form it.
  */
 export class SplitCoordinator {
   readonly #registry: NodeRegistry;
@@ -33,6 +34,16 @@ export class SplitCoordinator {
     this.#registry = registry;
     this.#commands = commands;
     this.#log = log;
+    // A member gone: the group re-forms now, not when the next request finds it broken (the
+    // host's server would crash against the dead link meanwhile).
+    registry.on("event", (event) => {
+      if (event.type !== "node_removed") return;
+      for (const modelId of this.#groupsWith(event.node_id)) {
+        this.host(modelId).catch((err: unknown) =>
+          log.warn({ err, model: modelId }, "re-forming a split group failed"),
+        );
+      }
+    });
   }
 
   /**
@@ -108,6 +119,18 @@ export class SplitCoordinator {
       return this.#formed(plan) ? plan : null;
     }
     return null;
+  }
+
+  /** The models of the groups live hosts report with `nodeId` among their members. */
+  #groupsWith(nodeId: string): string[] {
+    return this.#registry
+      .live()
+      .flatMap((record) => record.snapshot.split_groups ?? [])
+      .filter(
+        (group) =>
+          group.role === "host" && group.members.some((member) => member.node_id === nodeId),
+      )
+      .map((group) => group.model_id);
   }
 
   /** The node reports hosting a group for the model. */

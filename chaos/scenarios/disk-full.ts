@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { fakeAgent, stop, tempDir } from "../../bench/lib/cluster.js";
 import { chatBody, postJson } from "../../bench/lib/client.js";
+import { until } from "../../bench/lib/gateway-status.js";
 import { Checks } from "../lib/scenario.js";
 import type { Scenario } from "../lib/scenario.js";
 
@@ -40,9 +41,11 @@ export const diskFull: Scenario = {
         if ((await readdir(join(stateDir, "servers"))).some((name) => name.endsWith(".json")))
           recordedAfter++;
       }
-      const logged = agent.output.filter((line) =>
-        line.includes("could not record the server's pid"),
-      ).length;
+      const failedRecords = () =>
+        agent.output.filter((line) => line.includes("could not record the server's pid")).length;
+      // The agent's log reaches us through a pipe, maybe after the answers that followed it.
+      await until(() => Promise.resolve(failedRecords() >= rounds), 5000);
+      const logged = failedRecords();
       checks.expect(servedFull === rounds, `${rounds - servedFull} requests failed on a full disk`);
       checks.expect(logged >= rounds, `${logged} of ${rounds} failed records logged`);
       checks.expect(recordedAfter === rounds, `${recordedAfter} of ${rounds} recorded with space`);

@@ -52,6 +52,7 @@ import { availableParallelism } from "node:os";
 import { findRpcServer } from "./split/find-rpc-server.js";
 import { RpcServerSupervisor } from "./split/rpc-server-supervisor.js";
 import { SplitNode } from "./split/split-node.js";
+import { offloadableLayers } from "./models/memory-estimate.js";
 
 /** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
 const LOAD_CEILING_TIMEOUTS = 10;
@@ -289,6 +290,8 @@ export class NodeAgent implements AgentApi {
         devices: this.scheduler.devices.map((device) => device.ref),
         metrics: (deviceId) => this.scheduler.device(deviceId).metrics,
         resolveModel: (modelId) => this.#configuredModel(modelId),
+        offloadableLayers: (modelId) =>
+          offloadableLayers(this.#catalog.get(modelId)?.header ?? null),
         restart: async (modelId) => {
           await this.#unloadFrom(modelId);
           return this.load(modelId, undefined);

@@ -25,7 +25,7 @@ import type {
 } from "./registry.js";
 import { NODE_ID_PATTERN } from "./registry.js";
 import type { SplitGroupInfo, SplitMember, TunnelEndpoint } from "./split.js";
-import { SPLIT_MODES } from "./split.js";
+import { FINGERPRINT_PATTERN, SPLIT_MODES } from "./split.js";
 
 /** Names: host names, versions, model and device ids, roles, timestamps. */
 const NAME_MAX = 256;
@@ -154,9 +154,10 @@ const snapshot = objectOf<NodeSnapshot>({
   split_groups: z.array(splitGroup).max(MODELS_MAX).optional(),
 });
 
-const tunnel = objectOf<TunnelEndpoint>({
+/** A node's tunnel as it registers it; `split.host` arguments carry the same. */
+export const TunnelEndpointSchema = objectOf<TunnelEndpoint>({
   port: z.int().min(1).max(65535),
-  fingerprint: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/, "a SHA-256 fingerprint"),
+  fingerprint: z.string().regex(FINGERPRINT_PATTERN, "a SHA-256 fingerprint"),
 });
 
 const capabilities = objectOf<HostCapabilities>({
@@ -192,7 +193,7 @@ export const RegisterRequestSchema = objectOf<RegisterRequest>({
   capabilities,
   labels,
   auth_token: z.string().max(SECRET_MAX).optional(),
-  tunnel: tunnel.optional(),
+  tunnel: TunnelEndpointSchema.optional(),
   snapshot,
 });
 

@@ -13,6 +13,9 @@ export type SplitMode = (typeof SPLIT_MODES)[number];
  * (`AA:BB:…`, as `X509Certificate.fingerprint256` writes it): keys are pinned through the
  * registry, never sent as a shared password.
  */
+/** A certificate's SHA-256 fingerprint as `X509Certificate.fingerprint256` writes it. */
+export const FINGERPRINT_PATTERN = /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/;
+
 export interface TunnelEndpoint {
   port: number;
   fingerprint: string;

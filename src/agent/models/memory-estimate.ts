@@ -33,10 +33,10 @@ export interface EstimateInput {
 export function estimateMemory(input: EstimateInput): MemoryEstimate {
   const { header } = input;
   const arch = stringValue(header, "general.architecture");
-  const layers = numberValue(header, `${arch}.block_count`);
+  const layers = offloadableLayers(header);
   const share =
     input.offload && input.gpuLayers !== undefined && input.gpuLayers >= 0 && layers
-      ? Math.min(1, input.gpuLayers / (layers + 1))
+      ? Math.min(1, input.gpuLayers / layers)
       : 1;
   const weights = Math.round(input.fileBytes * share);
   const context =
@@ -49,6 +49,15 @@ export function estimateMemory(input: EstimateInput): MemoryEstimate {
     overhead: OVERHEAD_BYTES,
     total: weights + kv_cache + OVERHEAD_BYTES,
   };
+}
+
+/**
+ * The layers llama.cpp can offload (`-ngl`): the repeating blocks and the output layer; null
+ * when the file does not say.
+ */
+export function offloadableLayers(header: GgufHeader | null): number | null {
+  const blocks = numberValue(header, `${stringValue(header, "general.architecture")}.block_count`);
+  return blocks ? blocks + 1 : null;
 }
 
 /** K and V, f16, for every layer and position: 2 x layers x context x (k + v width) x 2 bytes. */

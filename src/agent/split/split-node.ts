@@ -1,10 +1,10 @@
 import { z } from "zod";
 import type { Logger } from "../../core/logger.js";
-import { expandHome } from "../../core/paths.js";
 import { parseRequest } from "../../core/validation.js";
 import type { DeviceMetrics, DeviceRef } from "../../protocol/inventory.js";
 import type { LoadResult } from "../../protocol/node-commands.js";
 import { NODE_ID_PATTERN } from "../../protocol/registry.js";
+import { TunnelEndpointSchema } from "../../protocol/registry-schema.js";
 import type {
   SplitGroupInfo,
   SplitHostWorker,
@@ -12,19 +12,20 @@ import type {
   SplitWorkerAnswer,
   TunnelEndpoint,
 } from "../../protocol/split.js";
+import { FINGERPRINT_PATTERN } from "../../protocol/split.js";
 import type { ModelEntry } from "../config/agent-config.js";
-import { readGgufHeader } from "../models/gguf.js";
 import { loadTunnelIdentity } from "../tunnel/tunnel-identity.js";
 import type { TunnelIdentity } from "../tunnel/tunnel-identity.js";
 import { TunnelPeer } from "../tunnel/tunnel-peer.js";
 import { TunnelServer } from "../tunnel/tunnel-server.js";
+import { TARGET_NAME } from "../tunnel/tunnel-wire.js";
 import type { RpcServerSupervisor } from "./rpc-server-supervisor.js";
 import { splitServerArgs } from "./split-server-args.js";
 
 /** How long the host waits for a worker's tunnel before the group fails to form. */
 const LINK_WAIT_MS = 30_000;
 
-const fingerprint = z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/, "a SHA-256 fingerprint");
+const fingerprint = z.string().regex(FINGERPRINT_PATTERN, "a SHA-256 fingerprint");
 const nodeId = z.string().regex(NODE_ID_PATTERN, "a node id");
 const modelId = z.string().min(1).max(256);
 
@@ -45,11 +46,11 @@ const HostArgsSchema = z.object({
       z.object({
         node_id: nodeId,
         address: z.string().min(1).max(256),
-        tunnel: z.object({ port: z.int().min(1).max(65535), fingerprint }),
+        tunnel: TunnelEndpointSchema,
         targets: z
           .array(
             z.object({
-              name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+              name: z.string().regex(TARGET_NAME),
               device: z.string().max(64),
               free_mb: z.number(),
             }),
@@ -74,6 +75,8 @@ export interface SplitNodeOptions {
   metrics(deviceId: string): DeviceMetrics | null;
   /** The configured model `modelId` (a node takes part only in groups of models it holds). */
   resolveModel(modelId: string): ModelEntry;
+  /** The layers llama.cpp can offload of the model; null when its file does not say. */
+  offloadableLayers(modelId: string): number | null;
   /** Restarts the model's server, which then starts with the group's arguments; once ready. */
   restart(modelId: string): Promise<LoadResult>;
   /** Starts the model unless it runs; once ready. */
@@ -229,7 +232,7 @@ export class SplitNode {
       targets,
       hostFraction,
       hostBackend: this.#options.devices[0]?.backend ?? "cpu",
-      layers: await offloadableLayers(model.path),
+      layers: this.#options.offloadableLayers(model.model_id),
     });
     const before = this.#hosting.get(args.model_id);
     this.#hosting.set(args.model_id, {
@@ -320,12 +323,3 @@ export class SplitNode {
 
 /** The tunnel's name for the rpc-server of a device: `rpc-gpu-0`. */
 const targetName = (device: DeviceRef) => `rpc-${device.id.replace(/[^A-Za-z0-9]/g, "-")}`;
-
-/** Layers llama.cpp can offload: the repeating blocks and the output layer; null if unknown. */
-async function offloadableLayers(path: string): Promise<number | null> {
-  const header = await readGgufHeader(expandHome(path)).catch(() => null);
-  const architecture = header?.metadata.get("general.architecture");
-  if (typeof architecture !== "string") return null;
-  const blocks = header?.metadata.get(`${architecture}.block_count`);
-  return blocks === undefined ? null : Number(blocks) + 1;
-}

@@ -4,7 +4,12 @@ import { planSplit } from "../../core/split/split-plan.js";
 import type { SplitPlan } from "../../core/split/split-plan.js";
 import { MIB } from "../../core/units.js";
 import type { ModelInventory } from "../../protocol/inventory.js";
-import type { SplitHostArgs, SplitHostWorker, SplitWorkerAnswer } from "../../protocol/split.js";
+import type {
+  SplitGroupInfo,
+  SplitHostArgs,
+  SplitHostWorker,
+  SplitWorkerAnswer,
+} from "../../protocol/split.js";
 import type { NodeCommands } from "../commands/node-commands.js";
 import type { NodeRecord, NodeRegistry } from "../registry/node-registry.js";
 
@@ -55,7 +60,8 @@ export class SplitCoordinator {
     if (!plan) return undefined;
     const alone = plan.members.length < 2;
     // A host whose workers are gone serves alone again once it has room: told so first.
-    if (alone ? this.#hosts(plan.host, modelId) : !this.#formed(plan)) {
+    const hosting = () => partOf(this.#registry.get(plan.host), modelId, "host") !== undefined;
+    if (alone ? hosting() : !this.#formed(plan)) {
       let forming = this.#forming.get(modelId);
       if (!forming) {
         forming = this.#form(plan).finally(() => this.#forming.delete(modelId));
@@ -111,9 +117,7 @@ export class SplitCoordinator {
   /** The group a live host reports for the model, if every member is live and reports its part. */
   #reportedPlan(modelId: string): SplitPlan | null {
     for (const record of this.#registry.live()) {
-      const group = record.snapshot.split_groups?.find(
-        (entry) => entry.model_id === modelId && entry.role === "host",
-      );
+      const group = partOf(record, modelId, "host");
       if (!group) continue;
       const plan = { model_id: modelId, host: record.nodeId, members: group.members };
       return this.#formed(plan) ? plan : null;
@@ -133,26 +137,12 @@ export class SplitCoordinator {
       .map((group) => group.model_id);
   }
 
-  /** The node reports hosting a group for the model. */
-  #hosts(nodeId: string, modelId: string): boolean {
-    return (
-      this.#registry
-        .get(nodeId)
-        ?.snapshot.split_groups?.some(
-          (group) => group.model_id === modelId && group.role === "host",
-        ) ?? false
-    );
-  }
-
   /** Every member reports its part of the plan: the host its workers, each worker its host. */
   #formed(plan: SplitPlan): boolean {
-    const part = (nodeId: string, role: "host" | "worker") =>
-      this.#registry
-        .get(nodeId)
-        ?.snapshot.split_groups?.find(
-          (group) =>
-            group.model_id === plan.model_id && group.role === role && group.host === plan.host,
-        );
+    const part = (nodeId: string, role: SplitGroupInfo["role"]) => {
+      const group = partOf(this.#registry.get(nodeId), plan.model_id, role);
+      return group?.host === plan.host ? group : undefined;
+    };
     const ids = plan.members.map((member) => member.node_id).join();
     const host = part(plan.host, "host");
     return (
@@ -196,6 +186,17 @@ export class SplitCoordinator {
     }
     return record;
   }
+}
+
+/** The part `record` reports in the model's group: its host, or a worker of it. */
+function partOf(
+  record: NodeRecord | undefined,
+  modelId: string,
+  role: SplitGroupInfo["role"],
+): SplitGroupInfo | undefined {
+  return record?.snapshot.split_groups?.find(
+    (group) => group.model_id === modelId && group.role === role,
+  );
 }
 
 /** Serves the model on its own devices, not as the host of a group. */

@@ -85,3 +85,17 @@ export class WorkInProgress {
     }
   }
 }
+
+/**
+ * Runs work one piece at a time, in the order it was given; a piece that fails does not stop
+ * the ones after it. For start and stop transitions that must never overlap.
+ */
+export class Serial {
+  #last: Promise<unknown> = Promise.resolve();
+
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#last.then(work, work);
+    this.#last = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -1,6 +1,6 @@
 import { EventEmitter, once } from "node:events";
 import { join } from "node:path";
-import { sleep, waitFor } from "../../core/async.js";
+import { Serial, sleep, waitFor } from "../../core/async.js";
 import { RoleMeshError } from "../../core/errors.js";
 import type { Logger } from "../../core/logger.js";
 import { freeLoopbackPort, loopbackPortAccepts } from "../../core/net.js";
@@ -173,7 +173,8 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
   /** Why the supervisor itself killed the current process (hung), for its failure report. */
   #killedBecause: string | null = null;
   #lastError: ServerFailure | null = null;
-  #transition: Promise<unknown> = Promise.resolve();
+  /** Start and stop transitions, one at a time: two requests never start two servers. */
+  readonly #transitions = new Serial();
 
   constructor(device: DeviceRef, options: RpcServerSupervisorOptions, pidRecords: PidRecords) {
     super();
@@ -214,7 +215,7 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
         );
       }
       if (this.#state === "stopped") {
-        await this.#serialized(() => this.#startIfIdle());
+        await this.#transitions.run(() => this.#startIfIdle());
         continue;
       }
       // Starting, stopping, or failed and waiting out its backoff (its restart timer moves it on).
@@ -236,7 +237,7 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
     this.#restartTimer = undefined;
     // At once, so no caller is handed the port of a server about to go.
     if (this.#state !== "stopped") this.#setState("stopping");
-    await this.#serialized(() => this.#stopCurrent());
+    await this.#transitions.run(() => this.#stopCurrent());
   }
 
   info(): RpcServerInfo {
@@ -253,13 +254,6 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
       last_error: this.#lastError,
       log_tail: [...this.#logTail.lines],
     };
-  }
-
-  /** Runs starts and stops one at a time, so two callers never start two processes. */
-  #serialized<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#transition.then(work, work);
-    this.#transition = next.catch(() => undefined);
-    return next;
   }
 
   async #startIfIdle(): Promise<void> {
@@ -367,7 +361,7 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
         { port: this.#port },
         "rpc-server could not bind its port; retrying on another",
       );
-      void this.#serialized(() => this.#spawn());
+      void this.#transitions.run(() => this.#spawn());
       return;
     }
     const backoffMs = this.#backoff.crashed(Date.now() - proc.startedAt.getTime());
@@ -392,7 +386,7 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
       message,
     );
     this.#restartTimer = setTimeout(
-      () => void this.#serialized(() => this.#restartAfterBackoff()),
+      () => void this.#transitions.run(() => this.#restartAfterBackoff()),
       backoffMs,
     );
     // The agent's own servers keep it alive; a pending restart alone must not.

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from "node:events";
 import type { Logger } from "../../core/logger.js";
 import { Pool } from "undici";
-import { Deferred, sleep, waitFor } from "../../core/async.js";
+import { Deferred, Serial, sleep, waitFor } from "../../core/async.js";
 import { redactSecrets } from "./redact-secrets.js";
 import { RoleMeshError } from "../../core/errors.js";
 import { freeLoopbackPort } from "../../core/net.js";
@@ -77,7 +77,8 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
   #restarts = 0;
   #portRetries = 0;
   #engineVersion: string | null = null;
-  #transition: Promise<unknown> = Promise.resolve();
+  /** Start and stop transitions, one at a time: two requests never start two servers. */
+  readonly #transitions = new Serial();
   readonly #logTail: LogTail;
   readonly #options: DeviceSupervisorOptions;
 
@@ -131,7 +132,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       const readiness =
         this.#serves(model, "starting") && this.#readiness
           ? this.#readiness
-          : await this.#serialized(() => this.#startIfNeeded(model, deadline, signal));
+          : await this.#transitions.run(() => this.#startIfNeeded(model, deadline, signal));
       if (readiness) {
         await waitFor(readiness.promise, deadline, signal, () =>
           this.#loadingTimeout(model, timeoutMs),
@@ -151,7 +152,7 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
 
   /** Stops the server (if any) and waits until it is gone. */
   stop(): Promise<void> {
-    return this.#serialized(() => this.#stopCurrent());
+    return this.#transitions.run(() => this.#stopCurrent());
   }
 
   info(): ServerInfo {
@@ -195,13 +196,6 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
     } catch {
       // still "ready" after the grace: the caller's retry will tell
     }
-  }
-
-  /** Runs start/stop transitions one at a time, so two requests never start two servers. */
-  #serialized<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.#transition.then(work, work);
-    this.#transition = next.catch(() => undefined);
-    return next;
   }
 
   /** Starts a server for `model` unless one is ready or starting; its readiness, if started. */

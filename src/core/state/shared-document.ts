@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { Serial } from "../async.js";
 import { readJsonFile, writeJsonFile } from "../json-file.js";
 
 /**
@@ -23,7 +24,7 @@ export class JsonFileDocument<T>
   readonly #file: string;
   readonly #fallback: T;
   /** Updates one after another, so none works on a value another is replacing. */
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #updates = new Serial();
 
   constructor(file: string, fallback: T) {
     super();
@@ -36,14 +37,12 @@ export class JsonFileDocument<T>
   }
 
   update(change: (current: T) => T): Promise<T> {
-    const next = this.#queue.then(async () => {
+    return this.#updates.run(async () => {
       const value = change(await this.read());
       await writeJsonFile(this.#file, value);
       this.emit("change", value);
       return value;
     });
-    this.#queue = next.catch(() => undefined);
-    return next;
   }
 
   close(): void {

@@ -15,6 +15,7 @@ import type {
   LlamaModel,
 } from "node-llama-cpp";
 import type { EmbeddedServerOptions } from "./server-options.js";
+import { Serial } from "../../../core/async.js";
 import { SequencePool } from "./sequence-pool.js";
 
 /** Sampling and stopping options of one generation, from the OpenAI request. */
@@ -54,7 +55,7 @@ export class LlamaRuntime {
   readonly #chatWrapper: ChatWrapper | "auto";
   readonly #options: EmbeddedServerOptions;
   #embedding: Promise<LlamaEmbeddingContext> | undefined;
-  #embeddingTurn: Promise<unknown> = Promise.resolve();
+  readonly #embeddingTurns = new Serial();
 
   private constructor(
     llama: Llama,
@@ -179,7 +180,7 @@ export class LlamaRuntime {
       ...(this.#options.threads ? { threads: this.#options.threads } : {}),
     });
     const context = await this.#embedding;
-    const work = this.#embeddingTurn.then(async () => {
+    return this.#embeddingTurns.run(async () => {
       const vectors: number[][] = [];
       let tokens = 0;
       for (const input of inputs) {
@@ -188,8 +189,6 @@ export class LlamaRuntime {
       }
       return { vectors, tokens };
     });
-    this.#embeddingTurn = work.catch(() => undefined);
-    return work;
   }
 
   async dispose(): Promise<void> {

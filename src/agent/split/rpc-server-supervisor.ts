@@ -16,7 +16,7 @@ import type {
 import { pinningEnv } from "../devices/pinning.js";
 import { CrashBackoff } from "../supervisor/crash-backoff.js";
 import { LogTail } from "../supervisor/log-tail.js";
-import { processInfo } from "../supervisor/process-info.js";
+import { failureReport, howItEnded, processInfo } from "../supervisor/process-info.js";
 import { PidRecords } from "../supervisor/pid-records.js";
 
 /**
@@ -365,22 +365,11 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
       return;
     }
     const backoffMs = this.#backoff.crashed(Date.now() - proc.startedAt.getTime());
-    const how =
-      this.#killedBecause !== null
-        ? `${this.#killedBecause} and was killed`
-        : status.signal
-          ? `was killed by ${status.signal}`
-          : `exited with code ${status.code}`;
+    const how = howItEnded(status, this.#killedBecause);
     this.#killedBecause = null;
     const tail = this.#logTail.lines.slice(-20);
     const message = `the rpc-server on ${this.#device.id} ${how}${wasStarting ? " while starting" : ""}`;
-    this.#lastError = {
-      message,
-      exit_code: status.code,
-      signal: status.signal,
-      stderr_tail: tail,
-      at: new Date().toISOString(),
-    };
+    this.#lastError = failureReport(message, status, tail);
     this.#log.error(
       { server_pid: proc.pid, ...status, backoff_ms: backoffMs, stderr_tail: tail.slice(-5) },
       message,

@@ -16,7 +16,7 @@ import type { Engine } from "../engines/engine.js";
 import type { PidRecords } from "./pid-records.js";
 import { ManagedProcess } from "../../core/process/managed-process.js";
 import { CrashBackoff } from "./crash-backoff.js";
-import { processInfo } from "./process-info.js";
+import { failureReport, howItEnded, processInfo } from "./process-info.js";
 import { LogTail } from "./log-tail.js";
 
 export interface DeviceSupervisorOptions {
@@ -396,18 +396,12 @@ export class DeviceSupervisor extends EventEmitter<DeviceSupervisorEvents> {
       return;
     }
     const backoffMs = this.#backoff.crashed(Date.now() - proc.startedAt.getTime());
-    const how = this.#killedBecause
-      ? `${this.#killedBecause} and was killed`
-      : `${status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`}${wasStarting ? " while loading" : ""}`;
+    const how =
+      howItEnded(status, this.#killedBecause) +
+      (wasStarting && this.#killedBecause === null ? " while loading" : "");
     this.#killedBecause = null;
     const message = `the server for ${model.model_id} on ${this.device.id} ${how}`;
-    this.#lastError = {
-      message,
-      exit_code: status.code,
-      signal: status.signal,
-      stderr_tail: tail,
-      at: new Date().toISOString(),
-    };
+    this.#lastError = failureReport(message, status, tail);
     log.error(
       { server_pid: proc.pid, ...status, backoff_ms: backoffMs, stderr_tail: tail.slice(-5) },
       message,

@@ -34,13 +34,30 @@ export interface TunnelCostRow {
   what: string;
   direct: Figure;
   tunnel: Figure;
+  /**
+   * Through a plain TCP relay in each process instead of the tunnel — the same hops with no
+   * TLS and no HTTP/2 — for round trips: the floor of any relay in Node.
+   */
+  plainRelay?: Figure;
 }
 
 interface FarSide {
   sink: number;
   echo: number;
+  /** A plain TCP relay to the echo. */
+  relay: number;
   tunnel: number;
   fingerprint: string;
+}
+
+/** A loopback port whose connections are piped both ways to `target`. */
+function relayTo(target: number): Promise<number> {
+  return listen((socket) => {
+    const upstream = connect({ host: "127.0.0.1", port: target, noDelay: true });
+    socket.pipe(upstream).pipe(socket);
+    for (const end of [socket, upstream]) end.on("error", () => socket.destroy());
+    upstream.on("close", () => socket.destroy());
+  });
 }
 
 async function listen(onSocket: (socket: Socket) => void): Promise<number> {
@@ -58,6 +75,7 @@ async function farSide(stateDir: string, allowed: string): Promise<void> {
     socket.on("end", () => socket.end(`${bytes}`));
   });
   const echo = await listen((socket) => socket.pipe(socket));
+  const relay = await relayTo(echo);
   const identity = await loadTunnelIdentity(stateDir);
   const tunnel = new TunnelServer({
     identity,
@@ -68,7 +86,13 @@ async function farSide(stateDir: string, allowed: string): Promise<void> {
     log,
   });
   await tunnel.start();
-  const ready: FarSide = { sink, echo, tunnel: tunnel.port, fingerprint: identity.fingerprint };
+  const ready: FarSide = {
+    sink,
+    echo,
+    relay,
+    tunnel: tunnel.port,
+    fingerprint: identity.fingerprint,
+  };
   console.log(JSON.stringify(ready));
 }
 
@@ -148,13 +172,15 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
     await peer.ready(10_000);
     const tunnelSink = await peer.openLocal("sink");
     const tunnelEcho = await peer.openLocal("echo");
+    const relayEcho = await relayTo(far.relay);
     const throughput = { direct: [] as number[], tunnel: [] as number[] };
-    const roundTrip = { direct: [] as number[], tunnel: [] as number[] };
+    const roundTrip = { direct: [] as number[], tunnel: [] as number[], relay: [] as number[] };
     for (let i = 0; i < repeats; i++) {
       throughput.direct.push(await push(far.sink));
       throughput.tunnel.push(await push(tunnelSink));
       roundTrip.direct.push(await pingPong(far.echo));
       roundTrip.tunnel.push(await pingPong(tunnelEcho));
+      roundTrip.relay.push(await pingPong(relayEcho));
     }
     return [
       {
@@ -166,6 +192,7 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
         what: `${MESSAGE}-byte round trip, µs`,
         direct: figure(roundTrip.direct),
         tunnel: figure(roundTrip.tunnel),
+        plainRelay: figure(roundTrip.relay),
       },
     ];
   } finally {
@@ -180,8 +207,9 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
 if (process.argv[2] === "--far-side") {
   await farSide(process.argv[3]!, process.argv[4]!);
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  for (const { what, direct, tunnel } of await tunnelCost(3)) {
+  for (const { what, direct, tunnel, plainRelay } of await tunnelCost(3)) {
     const runs = (value: Figure) => value.runs.map((run) => run.toFixed(0)).join(", ");
     console.log(`${what}\n  direct loopback: ${runs(direct)}\n  tunnel: ${runs(tunnel)}`);
+    if (plainRelay) console.log(`  plain relay: ${runs(plainRelay)}`);
   }
 }

@@ -4,13 +4,14 @@
  * encrypted tunnel between them. One model may only be split (`split: always`), the same file
  * under another id never. At temperature 0 the split answer is the single-node answer; an
  * rpc-server killed costs a clean error and the group serves again once re-formed; a worker
- * gone leaves the host serving alone.
+ * gone leaves the host serving alone; a host gone makes its worker leave the group.
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { connect } from "node:tls";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { readIdentity } from "../src/core/process/process-identity.js";
 import type { PeerStatus, StatusResponse } from "../src/protocol/registry.js";
 import { postJson } from "./helpers/http-client.js";
 import type { AgentProcess } from "./helpers/launcher.js";
@@ -56,23 +57,21 @@ describe(
         ) as { pid: number }
       ).pid;
 
+    const startNode = (nodeId: string) =>
+      startAgent({
+        config: {
+          node_id: nodeId,
+          models: [
+            testModel("stories", { split: "always", roles: [] }),
+            testModel("stories-alone", { split: "never", roles: [] }),
+          ],
+        },
+        args: joinArgs(gateway, { heartbeatS: HEARTBEAT_S }),
+      });
+
     before(async () => {
       gateway = await startGateway({ config: { heartbeat_interval_s: HEARTBEAT_S } });
-      for (const nodeId of ["node-a", "node-b"]) {
-        agents.set(
-          nodeId,
-          await startAgent({
-            config: {
-              node_id: nodeId,
-              models: [
-                testModel("stories", { split: "always", roles: [] }),
-                testModel("stories-alone", { split: "never", roles: [] }),
-              ],
-            },
-            args: joinArgs(gateway, { heartbeatS: HEARTBEAT_S }),
-          }),
-        );
-      }
+      for (const nodeId of ["node-a", "node-b"]) agents.set(nodeId, await startNode(nodeId));
       await waitUntil(async () => (await status()).peers.length === 2, "both agents to register");
     });
 
@@ -166,6 +165,38 @@ describe(
         async () => (await peer(host))?.split_groups.length === 0,
         "the host to report no group",
       );
+    });
+
+    test("a node that joins re-forms the group; its host gone, the worker leaves it and serves alone", async () => {
+      agents.set("node-c", await startNode("node-c"));
+      await waitUntil(async () => (await peer("node-c"))?.tunnel !== undefined, "node-c to join");
+      const joined = await chat("stories");
+      assert.equal(joined.status, 200, joined.text);
+      const newHost = String(joined.headers["x-rolemesh-node"]);
+      const survivor = newHost === "node-c" ? host : "node-c";
+      await waitUntil(
+        async () => (await peer(survivor))?.split_groups[0]?.host === newHost,
+        "the new group's worker to report it",
+      );
+      const rpcServer = await rpcServerPid(agents.get(survivor)!);
+
+      const hostAgent = agents.get(newHost)!;
+      hostAgent.signal("SIGKILL");
+      await hostAgent.exited;
+      agents.delete(newHost);
+      // Told to leave once the host's lease ended: no group, no rpc-server admitting it.
+      await waitUntil(
+        async () => (await peer(survivor))?.split_groups.length === 0,
+        "the worker to leave the group of the host that left",
+      );
+      await waitUntil(
+        async () => (await readIdentity(rpcServer)) === null,
+        "the worker's rpc-server to stop",
+      );
+      const alone = await chat("stories");
+      assert.equal(alone.status, 200, alone.text);
+      assert.equal(alone.headers["x-rolemesh-node"], survivor);
+      assert.equal(alone.body.choices[0]!.message.content, single);
     });
   },
 );

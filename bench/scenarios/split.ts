@@ -1,18 +1,25 @@
 /**
  * P8 split inference (issue 19) with the real llama-server and rpc-server of `rolemesh engine
- * build`, on stories260K, one thread everywhere: a gateway and two agents on loopback, the
- * tunnel between them.
+ * build`, one thread everywhere: a gateway and two agents on loopback, the tunnel between them.
+ * Two models: stories260K (1 MB), where a token costs about as much as the RPC round trips it
+ * makes, so the tunnel's cost shows at its largest; and a synthetic 400 MB llama with random
+ * weights (`bench/lib/synthetic-model.py`), where compute outweighs them as in a real model,
+ * and whose tensors are large enough for `rpc_cache`.
  *
  * - Decode tokens/s through the gateway, the host agent and the tunnel to the worker's
  *   rpc-server, vs the host's own llama-server command line talking to an rpc-server directly
  *   over loopback (the fair baseline), every layer over direct RPC (the issue's reference) and
  *   no RPC at all.
- * - From SIGKILL of the worker's rpc-server, or of the whole worker, to the first answer.
+ * - From SIGKILL of the worker's rpc-server, or of the whole worker, to the first answer
+ *   (stories260K only: re-forming does not depend on the model).
  * - What the host sends the worker at load, and at a reload, with and without `rpc_cache`.
  * - The tunnel itself against loopback TCP: throughput, and the small round trips RPC makes.
  */
-import { readFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { buildFor } from "../../src/agent/engines/build/engine-cache.js";
 import type { EngineBuild } from "../../src/agent/engines/build/engine-cache.js";
 import { rpcServerArgs } from "../../src/agent/split/rpc-server-supervisor.js";
@@ -50,25 +57,52 @@ export interface SplitLoadBytes {
   request: number;
 }
 
-export interface SplitResult {
+/** What the section measured of one model. */
+export interface SplitModelResult {
+  /** What the report calls the model. */
+  model: string;
+  /** Tokens of each timed completion. */
+  tokens: number;
   /** The group's llama-server arguments the host chose: `--rpc … --tensor-split … -ngl …`. */
   groupArgs: string[];
   speed: SplitSpeedRow[];
+  loadBytes: SplitLoadBytes[];
+}
+
+export interface SplitResult {
+  models: (SplitModelResult | { model: string; skipped: string })[];
   /** From SIGKILL of the worker's rpc-server to the first answer from the re-formed group. */
   reformAfterRpcServerKillMs: Figure;
   /** From SIGKILL of the whole worker (agent and rpc-server) to the first answer, host alone. */
   aloneAfterWorkerKillMs: Figure;
-  loadBytes: SplitLoadBytes[];
   tunnel: TunnelCostRow[];
 }
 
 export type SplitSection = SplitResult | { skipped: string };
 
+/** A model the section runs split. */
+interface BenchModel {
+  /** Its model id, in the agents' config and in requests. */
+  id: string;
+  /** What the report calls it. */
+  label: string;
+  path: string;
+  /** Tokens of each timed completion. */
+  tokens: number;
+}
+
 const HEARTBEAT_S = 1;
-const TOKENS = 128;
 const THREADS = 1;
 const GIVE_UP_MS = 120_000;
+/** How long an rpc-server runs before its crash no longer counts as part of a crash loop. */
+const RPC_SERVER_STABLE_RUN_MS = 10_500;
 const CPU = { id: "cpu:0", backend: "cpu", index: 0, name: "CPU" } as const;
+const STORIES: BenchModel = {
+  id: "stories",
+  label: "stories260K (1 MB)",
+  path: STORIES_MODEL,
+  tokens: 128,
+};
 
 interface Completion {
   usage: { completion_tokens: number };
@@ -76,9 +110,9 @@ interface Completion {
 }
 
 /** A completion of `tokens` tokens at temperature 0; the prompt is evaluated every time. */
-function complete(url: string, tokens: number) {
+function complete(url: string, model: BenchModel, tokens: number) {
   return postJson<Completion>(`${url}/v1/completions`, {
-    model: "stories",
+    model: model.id,
     prompt: "Once upon a time",
     max_tokens: tokens,
     ignore_eos: true,
@@ -96,15 +130,60 @@ export async function splitInference(options: {
   const build = await buildFor("cpu");
   if (!build) return { skipped: "no engine build (`rolemesh engine build` makes one)" };
 
+  const reform: number[] = [];
+  const alone: number[] = [];
+  const models: SplitResult["models"] = [
+    await measureModel(build, STORIES, options.runs, {
+      formed: async (group) => {
+        for (let i = 0; i < options.repeats; i++) {
+          // Each kill a first crash, as for a worker that dies once in a while: the rpc-server
+          // has run past the 10 s after which its crash backoff starts a fresh series.
+          await sleep(RPC_SERVER_STABLE_RUN_MS);
+          const pid = await rpcServerPid(group.workerDir);
+          reform.push(await firstAnswerAfter(group, () => process.kill(pid, "SIGKILL")));
+        }
+        alone.push(await killWorker(group));
+      },
+      cached: async (group) => void alone.push(await killWorker(group)),
+    }),
+  ];
+  const dir = await tempDir();
+  try {
+    const synthetic = await syntheticModel(build, dir);
+    models.push(
+      "skipped" in synthetic ? synthetic : await measureModel(build, synthetic, options.runs),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return {
+    models,
+    reformAfterRpcServerKillMs: figure(reform),
+    aloneAfterWorkerKillMs: figure(alone),
+    tunnel: await tunnelCost(options.repeats),
+  };
+}
+
+/**
+ * Speeds and load bytes of `model`: one cluster without `rpc_cache`, then one with it; `also`
+ * runs more measurements on each once its group has formed and been measured.
+ */
+async function measureModel(
+  build: EngineBuild,
+  model: BenchModel,
+  runs: number,
+  also: {
+    formed?: (group: SplitCluster) => Promise<void>;
+    cached?: (group: SplitCluster) => Promise<void>;
+  } = {},
+): Promise<SplitModelResult> {
   // One cluster at a time, one generation at a time: ggml busy-waits on two cores. Idle
   // servers cost nothing, so the direct baselines run beside the idle cluster and the paths
   // take turns, run by run, whatever else the machine does meanwhile touching them alike.
-  const plain = await cluster(build, false);
+  const plain = await cluster(build, model, false);
   const direct = new DirectServers(build);
   let groupArgs: string[];
   let speed: SplitSpeedRow[];
-  const reform: number[] = [];
-  const alone: number[] = [];
   const loadBytes: SplitLoadBytes[] = [];
   try {
     loadBytes.push(await measureLoadBytes(plain));
@@ -112,6 +191,7 @@ export async function splitInference(options: {
     groupArgs = pick(hostArgs, ["--rpc", "--tensor-split", "-ngl"]);
     const sameSplit = pick(hostArgs, ["--tensor-split", "-ngl"]).join(" ");
     speed = await decodeSpeeds(
+      model,
       [
         {
           path: "llama-server alone, no RPC",
@@ -134,38 +214,49 @@ export async function splitInference(options: {
           url: plain.gateway.url,
         },
       ],
-      options.runs,
+      runs,
     );
     await direct.stop();
-    for (let i = 0; i < options.repeats; i++) {
-      const pid = await rpcServerPid(plain.workerDir);
-      reform.push(await firstAnswerAfter(plain.gateway.url, () => process.kill(pid, "SIGKILL")));
-    }
-    alone.push(await killWorker(plain));
+    await also.formed?.(plain);
   } finally {
     await direct.stop();
     await plain.stop();
   }
 
-  const cached = await cluster(build, true);
+  const cached = await cluster(build, model, true);
   try {
     loadBytes.push(await measureLoadBytes(cached));
-    alone.push(await killWorker(cached));
+    await also.cached?.(cached);
   } finally {
     await cached.stop();
   }
+  return { model: model.label, tokens: model.tokens, groupArgs, speed, loadBytes };
+}
 
-  return {
-    groupArgs,
-    speed,
-    reformAfterRpcServerKillMs: figure(reform),
-    aloneAfterWorkerKillMs: figure(alone),
-    loadBytes,
-    tunnel: await tunnelCost(options.repeats),
-  };
+/**
+ * The synthetic model, written into `dir` by `bench/lib/synthetic-model.py` with the gguf-py of
+ * the build's llama.cpp source; skipped where Python or numpy is missing.
+ */
+async function syntheticModel(
+  build: EngineBuild,
+  dir: string,
+): Promise<BenchModel | { model: string; skipped: string }> {
+  const label = "synthetic llama, 1024 wide, 8 layers, F32 (415 MB)";
+  const path = join(dir, "synthetic.gguf");
+  const script = fileURLToPath(new URL("../lib/synthetic-model.py", import.meta.url));
+  try {
+    await promisify(execFile)("python3", [script, path, STORIES_MODEL, "1024", "8"], {
+      env: { ...process.env, PYTHONPATH: join(build.dir, "src", "gguf-py") },
+    });
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim().split("\n").at(-1);
+    return { model: label, skipped: `could not write it: ${stderr || String(err)}` };
+  }
+  return { id: "synthetic", label, path, tokens: 32 };
 }
 
 interface SplitCluster {
+  model: BenchModel;
   rpcCache: boolean;
   gateway: Started;
   hostId: string;
@@ -176,10 +267,14 @@ interface SplitCluster {
 }
 
 /**
- * A gateway and two agents that may serve stories only split, formed by a first request: which
+ * A gateway and two agents that may serve the model only split, formed by a first request: which
  * agent hosts is the planner's choice (the most free memory), the other is the worker.
  */
-async function cluster(build: EngineBuild, rpcCache: boolean): Promise<SplitCluster> {
+async function cluster(
+  build: EngineBuild,
+  model: BenchModel,
+  rpcCache: boolean,
+): Promise<SplitCluster> {
   const gateway = await start("gateway", { heartbeat_interval_s: HEARTBEAT_S });
   const agents = new Map<string, { agent: Started; stateDir: string }>();
   const stopAll = async () => {
@@ -199,8 +294,8 @@ async function cluster(build: EngineBuild, rpcCache: boolean): Promise<SplitClus
           rpc_cache: rpcCache,
           models: [
             {
-              model_id: "stories",
-              path: STORIES_MODEL,
+              model_id: model.id,
+              path: model.path,
               ctx_size: 512,
               threads: THREADS,
               split: "always",
@@ -216,13 +311,14 @@ async function cluster(build: EngineBuild, rpcCache: boolean): Promise<SplitClus
       (nodes) => nodes.length === 2 && nodes.every((node) => node.tunnel),
       "both agents to register their tunnels",
     );
-    const first = await complete(gateway.url, 1);
+    const first = await complete(gateway.url, model, 1);
     if (first.status !== 200) throw new Error(`the split group did not form: ${first.status}`);
     const hostId = String(first.headers["x-rolemesh-node"]);
     const host = agents.get(hostId);
     if (!host) throw new Error(`the group's answer came from ${hostId}`);
     const worker = [...agents.values()].find((entry) => entry !== host)!;
     return {
+      model,
       rpcCache,
       gateway,
       hostId,
@@ -242,7 +338,7 @@ async function cluster(build: EngineBuild, rpcCache: boolean): Promise<SplitClus
  * a second request, and after the model was unloaded and a third request loaded it again.
  */
 async function measureLoadBytes(group: SplitCluster): Promise<SplitLoadBytes> {
-  const { gateway, host, hostId } = group;
+  const { gateway, host, hostId, model } = group;
   const sent = async () => {
     const inventory = await getJson<NodeInventory>(`${host.url}/v1/node/inventory`);
     const link = inventory.split_groups.find((entry) => entry.role === "host")?.links[0];
@@ -250,14 +346,14 @@ async function measureLoadBytes(group: SplitCluster): Promise<SplitLoadBytes> {
     return link.bytes_sent;
   };
   const formed = await sent();
-  await answered(complete(gateway.url, 1));
+  await answered(complete(gateway.url, model, 1));
   const request = (await sent()) - formed;
   const unloaded = await postJson(`${gateway.url}/api/nodes/${hostId}/commands/model.unload`, {
-    model_id: "stories",
+    model_id: model.id,
   });
   if (unloaded.status !== 200) throw new Error(`model.unload answered ${unloaded.status}`);
   const beforeReload = await sent();
-  await answered(complete(gateway.url, 1));
+  await answered(complete(gateway.url, model, 1));
   return {
     rpcCache: group.rpcCache,
     firstLoad: formed - request,
@@ -272,20 +368,21 @@ async function answered(reply: Promise<{ status: number }>): Promise<void> {
 }
 
 /**
- * Decode rates of `runs` completions of TOKENS tokens on each path, after one to warm each up;
- * the paths take turns.
+ * Decode rates of `runs` completions of the model's tokens on each path, after one to warm each
+ * up; the paths take turns.
  */
 async function decodeSpeeds(
+  model: BenchModel,
   paths: { path: string; args: string; url: string }[],
   runs: number,
 ): Promise<SplitSpeedRow[]> {
-  for (const { url } of paths) await answered(complete(url, 8));
+  for (const { url } of paths) await answered(complete(url, model, 8));
   const rates = paths.map(() => [] as number[]);
   const endToEnd = paths.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) {
     for (const [at, { url }] of paths.entries()) {
       const began = performance.now();
-      const answer = await complete(url, TOKENS);
+      const answer = await complete(url, model, model.tokens);
       if (answer.status !== 200) throw new Error(`a completion answered ${answer.status}`);
       rates[at]!.push(answer.body.timings.predicted_per_second);
       endToEnd[at]!.push(
@@ -360,11 +457,11 @@ class DirectServers {
  * Runs `kill`, then sends a small completion every 100 ms (one at a time) until one is answered
  * 200; the milliseconds from the kill to that answer.
  */
-async function firstAnswerAfter(gatewayUrl: string, kill: () => unknown): Promise<number> {
+async function firstAnswerAfter(group: SplitCluster, kill: () => unknown): Promise<number> {
   const killedAt = performance.now();
   kill();
   for (;;) {
-    const answer = await complete(gatewayUrl, 8).catch(() => undefined);
+    const answer = await complete(group.gateway.url, group.model, 8).catch(() => undefined);
     const elapsed = performance.now() - killedAt;
     if (answer?.status === 200) return elapsed;
     if (elapsed > GIVE_UP_MS) throw new Error(`no answer within ${GIVE_UP_MS} ms of the kill`);
@@ -375,7 +472,7 @@ async function firstAnswerAfter(gatewayUrl: string, kill: () => unknown): Promis
 /** SIGKILLs the worker as a machine that dies would go: its agent and its rpc-server at once. */
 async function killWorker(group: SplitCluster): Promise<number> {
   const pid = await rpcServerPid(group.workerDir);
-  return firstAnswerAfter(group.gateway.url, () => {
+  return firstAnswerAfter(group, () => {
     process.kill(pid, "SIGKILL");
     process.kill(-group.worker.pid, "SIGKILL");
   });

@@ -297,6 +297,7 @@ export class NodeAgent implements AgentApi {
           return this.load(modelId, undefined);
         },
         load: (modelId) => this.load(modelId, undefined),
+        unload: async (modelId) => void (await this.#unloadFrom(modelId)),
         onChange: () => this.#registrar?.nudge(),
         log,
       });
@@ -526,7 +527,7 @@ export class NodeAgent implements AgentApi {
     return this.#split?.launchModel(model) ?? model;
   }
 
-  /** `split.worker` and `split.host` (SPEC §12). */
+  /** `split.worker`, `split.host` and `split.leave` (SPEC §12). */
   get split(): SplitNode {
     if (!this.#split) {
       throw new RoleMeshError(

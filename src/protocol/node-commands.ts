@@ -20,6 +20,7 @@ export const NODE_COMMAND_NAMES = [
   "node.stop",
   "split.worker",
   "split.host",
+  "split.leave",
 ] as const;
 export type NodeCommandName = (typeof NODE_COMMAND_NAMES)[number];
 

@@ -22,6 +22,7 @@ export const AGENT_PATHS = {
   backendDelete: "/v1/node/backends/delete",
   splitWorker: "/v1/node/split/worker",
   splitHost: "/v1/node/split/host",
+  splitLeave: "/v1/node/split/leave",
 } as const;
 
 /** The gateway's registry, called by agents. */

@@ -59,6 +59,22 @@ export interface SplitWorkerAnswer {
   targets: { name: string; device: string; free_mb: number }[];
 }
 
+/**
+ * `split.leave`: this node is no longer part of `host`'s group for the model (the group
+ * dissolved, or re-formed without it, or its host left). A worker of that host stops admitting
+ * it; the host itself (`host` is this node) stops serving the model with its old workers.
+ */
+export interface SplitLeaveArgs {
+  model_id: string;
+  host: string;
+}
+
+/** Whether the node had that part (a second `split.leave` is a no-op). */
+export interface SplitLeaveAnswer {
+  model_id: string;
+  left: boolean;
+}
+
 /** One worker as the host is told of it. */
 export interface SplitHostWorker {
   node_id: string;

@@ -33,6 +33,8 @@ export interface LaunchOptions {
   expectExit?: boolean;
   /** Extra command-line arguments. */
   args?: string[];
+  /** Run in this network namespace (`ip netns exec`), as on another host (see netns.ts). */
+  netns?: string;
 }
 
 export interface AgentProcess {
@@ -141,9 +143,11 @@ async function launch(
   const configFile = join(stateDir, `${command}-${started.length}.yaml`);
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const tag = `${process.pid}-${started.length}-${Date.now()}`;
+  const argv = ["--import", "tsx", CLI, command, "--config", configFile, ...(options.args ?? [])];
+  // `ip netns exec` enters the namespace and execs the command: the same pid, group and tag.
   const child = spawn(
-    process.execPath,
-    ["--import", "tsx", CLI, command, "--config", configFile, ...(options.args ?? [])],
+    options.netns ? "ip" : process.execPath,
+    options.netns ? ["netns", "exec", options.netns, process.execPath, ...argv] : argv,
     {
       cwd: ROOT,
       env: { ...withoutSecretVariables(process.env), ...options.env, [TAG_VARIABLE]: tag },

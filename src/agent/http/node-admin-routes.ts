@@ -56,6 +56,12 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
   },
   {
     method: "POST",
+    path: AGENT_PATHS.splitLeave,
+    handle: async (agent, { req, res }) =>
+      sendJson(res, 200, await agent.split.leave(await readArguments(req))),
+  },
+  {
+    method: "POST",
     path: AGENT_PATHS.stop,
     handle: (agent, { res }) => {
       sendJson(res, 202, { node_id: agent.nodeId, stopping: true });

@@ -156,7 +156,9 @@ class DeviceRpcServer extends EventEmitter<{ state: [ServerState] }> {
   readonly #options: RpcServerSupervisorOptions;
   readonly #pidRecords: PidRecords;
   readonly #log: Logger;
-  readonly #backoff = new CrashBackoff();
+  // It starts in milliseconds and a worker that dies once in a while should be back at once:
+  // only crashes within 10 s of each other count as a loop.
+  readonly #backoff = new CrashBackoff({ stableRunMs: 10_000 });
   readonly #logTail: LogTail;
   #state: ServerState = "stopped";
   /** Whether it should run: set by `ensure`, cleared by `stop`; a crash restarts it only if so. */

@@ -8,6 +8,7 @@ import { TunnelEndpointSchema } from "../../protocol/registry-schema.js";
 import type {
   SplitGroupInfo,
   SplitHostWorker,
+  SplitLeaveAnswer,
   SplitMember,
   SplitWorkerAnswer,
   TunnelEndpoint,
@@ -34,6 +35,8 @@ const WorkerArgsSchema = z.object({
   host: nodeId,
   host_fingerprint: fingerprint,
 });
+
+const LeaveArgsSchema = z.object({ model_id: modelId, host: nodeId });
 
 const HostArgsSchema = z.object({
   model_id: modelId,
@@ -81,6 +84,8 @@ export interface SplitNodeOptions {
   restart(modelId: string): Promise<LoadResult>;
   /** Starts the model unless it runs; once ready. */
   load(modelId: string): Promise<LoadResult>;
+  /** Stops the model's server, once drained. */
+  unload(modelId: string): Promise<void>;
   /** Something the inventory shows changed (a tunnel link's state). */
   onChange(): void;
   log: Logger;
@@ -265,6 +270,33 @@ export class SplitNode {
       "serving alone again: the split group has no workers",
     );
     return this.#options.restart(modelId);
+  }
+
+  /**
+   * `split.leave`: this node is no longer part of `host`'s group for the model. A worker stops
+   * admitting that host, and stops its rpc-servers once it works for no group; the host itself
+   * stops the model's server (its layers are on workers it no longer has) and drops the links.
+   */
+  async leave(raw: unknown): Promise<SplitLeaveAnswer> {
+    const { model_id, host } = parseRequest(LeaveArgsSchema, raw);
+    let left = false;
+    if (host === this.#options.nodeId && this.#hosting.delete(model_id)) {
+      left = true;
+      // Before the links go: llama-server aborts when a worker's connection breaks under it.
+      await this.#options.unload(model_id);
+      await this.#closeUnusedPeers();
+    }
+    if (this.#working.get(model_id)?.host === host) {
+      left = true;
+      this.#working.delete(model_id);
+      this.#tunnel.recheckPeers();
+      if (this.#working.size === 0) await this.#options.rpcServers.stopAll();
+    }
+    if (left) {
+      this.#options.onChange();
+      this.#options.log.info({ model: model_id, host }, "left the split group");
+    }
+    return { model_id, left };
   }
 
   /** Closes the tunnel, every link, and stops the rpc-servers. */

@@ -1,14 +1,25 @@
 const MAX_BACKOFF_MS = 60_000;
-/** A server that ran this long before crashing starts a fresh backoff series. */
-const STABLE_RUN_MS = MAX_BACKOFF_MS;
+
+export interface CrashBackoffOptions {
+  /**
+   * A server that ran this long before crashing starts a fresh series (default: a minute, the
+   * longest delay). A server that starts in milliseconds can afford a shorter one.
+   */
+  stableRunMs?: number;
+}
 
 /**
  * The delay before a crashed server may start again: 1 s, doubling with each crash in a row up
  * to a minute (Kubernetes' CrashLoopBackOff, with shorter steps: a model server here is local).
  */
 export class CrashBackoff {
+  readonly #stableRunMs: number;
   #consecutiveFailures = 0;
   #nextAttemptAt = 0;
+
+  constructor(options: CrashBackoffOptions = {}) {
+    this.#stableRunMs = options.stableRunMs ?? MAX_BACKOFF_MS;
+  }
 
   get consecutiveFailures(): number {
     return this.#consecutiveFailures;
@@ -26,7 +37,7 @@ export class CrashBackoff {
 
   /** Counts a crash of a server that ran `ranMs`; returns how long the next start waits. */
   crashed(ranMs: number): number {
-    if (ranMs >= STABLE_RUN_MS) this.#consecutiveFailures = 0;
+    if (ranMs >= this.#stableRunMs) this.#consecutiveFailures = 0;
     this.#consecutiveFailures++;
     const delayMs = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.#consecutiveFailures - 1));
     this.#nextAttemptAt = Date.now() + delayMs;

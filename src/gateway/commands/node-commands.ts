@@ -69,7 +69,8 @@ const COMMANDS: Record<NodeCommandName, CommandSpec> = {
   "node.drain": { method: "POST", path: AGENT_PATHS.drain, body: empty, timeoutMs: 30_000 },
   "node.resume": { method: "POST", path: AGENT_PATHS.resume, body: empty, timeoutMs: 30_000 },
   "node.stop": { method: "POST", path: AGENT_PATHS.stop, body: empty, timeoutMs: 30_000 },
-  // Split inference (SPEC §12): a worker starts its rpc-servers; the host restarts its server.
+  // Split inference (SPEC §12): a worker starts its rpc-servers; the host restarts its server;
+  // a former member leaves the group.
   "split.worker": {
     method: "POST",
     path: AGENT_PATHS.splitWorker,
@@ -81,6 +82,12 @@ const COMMANDS: Record<NodeCommandName, CommandSpec> = {
     path: AGENT_PATHS.splitHost,
     body: (args) => args,
     timeoutMs: 15 * MINUTE,
+  },
+  "split.leave": {
+    method: "POST",
+    path: AGENT_PATHS.splitLeave,
+    body: (args) => args,
+    timeoutMs: 2 * MINUTE,
   },
 };
 

@@ -15,7 +15,12 @@ const FINGERPRINT = Array.from({ length: 32 }, () => "AB").join(":");
  * it reports; sequence numbers grow so every call is a newer message.
  */
 let sequence = 1;
-function holder(nodeId: string, freeMb: number, groups: SplitGroupInfo[] = []) {
+function holder(
+  nodeId: string,
+  freeMb: number,
+  groups: SplitGroupInfo[] = [],
+  model: { split?: "auto" | "always"; loaded_on?: string[] } = {},
+) {
   return playedNode(nodeId, 1, {
     sequence: sequence++,
     agent_url: `http://127.0.0.1:9/${nodeId}`,
@@ -36,6 +41,7 @@ function holder(nodeId: string, freeMb: number, groups: SplitGroupInfo[] = []) {
           loaded_on: [],
           split: "always",
           split_max_nodes: 4,
+          ...model,
         },
       ],
       split_groups: groups,
@@ -48,9 +54,13 @@ function recordingCommands() {
   const sent: string[] = [];
   const commands = {
     send: (nodeId: string, command: string, args: Record<string, unknown>) => {
-      sent.push(
-        `${command} ${nodeId}${command === "split.host" ? ` ${JSON.stringify((args.workers as { node_id: string }[]).map((worker) => worker.node_id))}` : ""}`,
-      );
+      const detail =
+        command === "split.host"
+          ? ` ${JSON.stringify((args.workers as { node_id: string }[]).map((worker) => worker.node_id))}`
+          : command === "split.leave"
+            ? ` (of ${String(args.host)})`
+            : "";
+      sent.push(`${command} ${nodeId}${detail}`);
       const body =
         command === "split.worker"
           ? { node_id: nodeId, targets: [{ name: "rpc-cpu-0", device: "cpu:0", free_mb: 1 }] }
@@ -115,7 +125,13 @@ test("a node that joins makes the plan anew; a worker that leaves leaves the hos
 
   registry.register(holder("c", 9000));
   assert.equal((await coordinator.host("big"))?.nodeId, "c");
-  assert.deepEqual(sent, ["split.worker b", 'split.host c ["b"]']);
+  // The old group leaves first: its host, and its worker the new plan does not keep.
+  assert.deepEqual(sent, [
+    "split.leave b (of b)",
+    "split.leave a (of b)",
+    "split.worker b",
+    'split.host c ["b"]',
+  ]);
 
   sent.length = 0;
   registry.register(holder("c", 9000, [hostGroup("c", ["b"])]));
@@ -138,4 +154,36 @@ test("a node that joins makes the plan anew; a worker that leaves leaves the hos
   registry.register(holder("c", 9000));
   assert.equal(await coordinator.host("big"), undefined, "alone: routed as usual");
   assert.deepEqual(sent, ["split.host c []"], "once");
+});
+
+test("the workers of a host that left are told to leave its group", async () => {
+  const registry = new NodeRegistry({ leaseMs: 60_000 });
+  registry.register(holder("b", 5000, [hostGroup("b", ["a"])]));
+  registry.register(holder("a", 3000, [workerGroup("b")]));
+  const { sent, commands } = recordingCommands();
+  new SplitCoordinator(registry, commands, createLogger("silent"));
+  registry.deregister({
+    node_id: "b",
+    started_at: 1,
+    sequence: sequence++,
+    node_secret: "b-secret-0123456789",
+  });
+  assert.deepEqual(sent, ["split.leave a (of b)"]);
+});
+
+test("a node serving the model alone keeps it, unless the model is always split", async () => {
+  const registry = new NodeRegistry({ leaseMs: 60_000 });
+  // Neither has room for its 1000 MiB alone, yet `a` serves it (part of it from the CPU).
+  const alone = { loaded_on: ["cpu:0"] };
+  registry.register(holder("a", 600, [], { split: "auto", ...alone }));
+  registry.register(holder("b", 700, [], { split: "auto" }));
+  const { sent, commands } = recordingCommands();
+  const coordinator = new SplitCoordinator(registry, commands, createLogger("silent"));
+  assert.equal(await coordinator.host("big"), undefined);
+  assert.deepEqual(sent, []);
+
+  registry.register(holder("a", 600, [], alone));
+  registry.register(holder("b", 700));
+  assert.equal((await coordinator.host("big"))?.nodeId, "b");
+  assert.deepEqual(sent, ["split.worker a", 'split.host b ["a"]']);
 });

@@ -24,7 +24,8 @@ const SENDER = { by: "split" };
  * what its members report (their `split_groups`), so every gateway sees the same groups and a
  * restarted gateway forms nothing again. A member that leaves makes the group re-form at once
  * on the nodes live then; one that restarted (it no longer reports its part) makes the next
- * request re-form it.
+ * request re-form it. Nodes a new plan leaves out, and the workers of a host that left, are
+ * told to leave (`split.leave`), so no rpc-server keeps admitting a host it no longer serves.
  */
 export class SplitCoordinator {
   readonly #registry: NodeRegistry;
@@ -47,6 +48,14 @@ export class SplitCoordinator {
         this.host(modelId).catch((err: unknown) =>
           log.warn({ err, model: modelId }, "re-forming a split group failed"),
         );
+      }
+      // The workers of a host that left serve nobody now.
+      for (const record of registry.live()) {
+        for (const group of record.snapshot.split_groups ?? []) {
+          if (group.role === "worker" && group.host === event.node_id) {
+            void this.#leave(record.nodeId, group.model_id, group.host);
+          }
+        }
       }
     });
   }
@@ -102,7 +111,10 @@ export class SplitCoordinator {
     const plannedWith = this.#plannedWith.get(modelId);
     this.#plannedWith.set(modelId, candidateIds);
     if (reported && (plannedWith === undefined || plannedWith === candidateIds)) return reported;
-    if (!reported && holders.some((record) => servesAlone(record, modelId))) return null;
+    // A node serving the model alone keeps it, unless the model is always split.
+    if (!reported && model.split !== "always" && holders.some((r) => servesAlone(r, modelId))) {
+      return null;
+    }
     return planSplit(
       {
         model_id: modelId,
@@ -158,6 +170,10 @@ export class SplitCoordinator {
       { model: plan.model_id, host: plan.host, members: plan.members },
       "forming split group",
     );
+    // The old group goes first: its host's server holds memory the new plan counts on.
+    await Promise.all(
+      this.#leftOut(plan).map(({ nodeId, host }) => this.#leave(nodeId, plan.model_id, host)),
+    );
     const workers = await Promise.all(
       plan.members.slice(1).map(async ({ node_id }): Promise<SplitHostWorker> => {
         const answer = await this.#commands.send(
@@ -177,6 +193,32 @@ export class SplitCoordinator {
     );
     const args: SplitHostArgs = { model_id: plan.model_id, members: plan.members, workers };
     await this.#commands.send(plan.host, "split.host", { ...args }, SENDER);
+  }
+
+  /**
+   * The parts live nodes report in the model's groups that `plan` does not keep: a host other
+   * than the plan's, and a worker that the plan does not make one (for a worker it keeps,
+   * `split.worker` replaces the part).
+   */
+  #leftOut(plan: SplitPlan): { nodeId: string; host: string }[] {
+    const workers = new Set(plan.members.slice(1).map((member) => member.node_id));
+    return this.#registry.live().flatMap((record) => {
+      const hosting = partOf(record, plan.model_id, "host");
+      const working = partOf(record, plan.model_id, "worker");
+      const parts = [];
+      if (hosting && record.nodeId !== plan.host) parts.push(hosting.host);
+      if (working && !workers.has(record.nodeId)) parts.push(working.host);
+      return parts.map((host) => ({ nodeId: record.nodeId, host }));
+    });
+  }
+
+  /** Tells `nodeId` to leave `host`'s group for the model; a failure is only logged. */
+  async #leave(nodeId: string, modelId: string, host: string): Promise<void> {
+    try {
+      await this.#commands.send(nodeId, "split.leave", { model_id: modelId, host }, SENDER);
+    } catch (err) {
+      this.#log.warn({ err, node: nodeId, model: modelId, host }, "split.leave failed");
+    }
   }
 
   #member(nodeId: string): NodeRecord {

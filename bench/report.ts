@@ -309,7 +309,7 @@ function splitReport(split: SplitSection): string[] {
       ]),
     ),
     "",
-    "`bench/tunnel-throughput.ts`: bytes pushed, and a 64-byte message echoed back 5000 times one at a time, straight to a server in another process and through a tunnel peer to a tunnel server in that process (TLS 1.3 both ways). The plain relay makes the same hops — a TCP relay in this process to one in the other — with no TLS and no HTTP/2: most of the tunnel's cost per round trip is the two extra processes a message passes, not its encryption or framing.",
+    "`bench/tunnel-throughput.ts`: bytes pushed, and a 64-byte message echoed back 5000 times one at a time, straight to a server in another process and through a tunnel peer to a tunnel server in that process (TLS 1.3 both ways). The plain relay makes the same hops — a TCP relay in this process to one in the other — with no TLS and no HTTP/2: what separates it from loopback is what any relay through two more processes costs, and what separates the tunnel from it is encryption and framing.",
   );
   return out;
 }

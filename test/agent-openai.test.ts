@@ -135,7 +135,9 @@ describe("agent OpenAI API", () => {
     assert.equal(device?.server.state, "ready");
     assert.equal(device?.server.model_id, "stories");
     assert.ok((device?.server.pid ?? 0) > 0);
-    assert.deepEqual(device?.queue, { in_flight: 0, pending: 0, limit: 2 });
+    const { last_active_at: lastActive, ...queue } = device!.queue;
+    assert.deepEqual(queue, { in_flight: 0, pending: 0, limit: 2 });
+    assert.ok(Date.parse(lastActive ?? "") > 0, "the request it served counts as activity");
     assert.ok(inventory.models.find((model) => model.id === "stories")?.size_bytes);
   });
 

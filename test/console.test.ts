@@ -176,7 +176,7 @@ describe("web console in chromium", () => {
     assert.ok((steps.at(-1) ?? "").length > 0);
   });
 
-  test("the wakeable section is absent with no entries and present with one", async () => {
+  test("the wakeable section is absent with no entries and present with one, its Wake button wakes it", async () => {
     await page.locator('nav a[data-page="overview"]').click();
     await page.locator("#fleet").waitFor();
     assert.equal(await page.locator("#wakeable").count(), 0);
@@ -188,12 +188,18 @@ describe("web console in chromium", () => {
         provider: "wol",
         description: "workstation under the desk",
         vram_mb: 24576,
+        node_id: "big-box",
         models: ["stories"],
+        wake: { command: ["true"] },
       }),
     });
     assert.equal(added.status, 201, await added.text());
     await page.locator('#wakeable [data-wakeable="big-box"]').waitFor({ timeout: 2000 });
     assert.match((await page.locator("#wakeable").textContent()) ?? "", /sleeping/);
+    // Its node never comes here: it stays waking, and the button goes until it is asleep again.
+    await page.locator('[data-wake="big-box"]').click();
+    await page.locator("#wakeable .wake-pill.wake-waking").waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('[data-wake="big-box"]').count(), 0);
     const removed = await fetch(`${gateway.url}/api/wakeable/big-box`, {
       method: "DELETE",
       headers: admin,

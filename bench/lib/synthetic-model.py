@@ -1,7 +1,8 @@
 """
 A llama model with random weights, large enough that per-token compute outweighs the cost of a
 network round trip, which stories260K (1 MB) cannot show. Its tokenizer is stories260K's, so
-llama-server loads and runs it like any model; its text is noise, which a speed test ignores.
+llama-server loads and runs it like any model; what it writes is no story, which a speed test
+does not need.
 
     PYTHONPATH=<llama.cpp>/gguf-py python3 synthetic-model.py OUT TOKENIZER_GGUF [WIDTH LAYERS]
 
@@ -41,13 +42,18 @@ for name, field in source.fields.items():
 rng = np.random.default_rng(0)
 
 
-def weight(*shape: int) -> np.ndarray:
-    return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np.float32)
+def weight(*shape: int, scale: float = 0.002) -> np.ndarray:
+    return (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
 
 
-writer.add_tensor("token_embd.weight", weight(vocab, width))
+# Noise would sample byte and control tokens, whose output llama-server refuses as text. Instead
+# the layers add almost nothing to the stream and the output matrix is the embedding's, so each
+# token predicts itself and the model repeats the prompt's last word: plain text, at the full
+# cost of every matrix.
+embedding = weight(vocab, width, scale=1.0)
+writer.add_tensor("token_embd.weight", embedding)
 writer.add_tensor("output_norm.weight", np.ones(width, dtype=np.float32))
-writer.add_tensor("output.weight", weight(vocab, width))
+writer.add_tensor("output.weight", embedding.copy())
 for i in range(layers):
     writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(width, dtype=np.float32))
     for part in ("q", "k", "v", "output"):

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { buildFor } from "../../src/agent/engines/build/engine-cache.js";
+import { findLlamaCppSource } from "../../src/agent/engines/build/llama-cpp-source.js";
 import type { EngineBuild } from "../../src/agent/engines/build/engine-cache.js";
 import { rpcServerArgs } from "../../src/agent/split/rpc-server-supervisor.js";
 import { LogTail } from "../../src/agent/supervisor/log-tail.js";
@@ -149,7 +150,7 @@ export async function splitInference(options: {
   ];
   const dir = await tempDir();
   try {
-    const synthetic = await syntheticModel(build, dir);
+    const synthetic = await syntheticModel(dir);
     models.push(
       "skipped" in synthetic ? synthetic : await measureModel(build, synthetic, options.runs),
     );
@@ -235,18 +236,23 @@ async function measureModel(
 
 /**
  * The synthetic model, written into `dir` by `bench/lib/synthetic-model.py` with the gguf-py of
- * the build's llama.cpp source; skipped where Python or numpy is missing.
+ * the llama.cpp source node-llama-cpp carries (checked out of its bundle); skipped where git,
+ * Python or numpy is missing.
  */
 async function syntheticModel(
-  build: EngineBuild,
   dir: string,
 ): Promise<BenchModel | { model: string; skipped: string }> {
   const label = "synthetic llama, 1024 wide, 8 layers, F32 (415 MB)";
   const path = join(dir, "synthetic.gguf");
+  const source = join(dir, "llama.cpp");
   const script = fileURLToPath(new URL("../lib/synthetic-model.py", import.meta.url));
+  const run = promisify(execFile);
   try {
-    await promisify(execFile)("python3", [script, path, STORIES_MODEL, "1024", "8"], {
-      env: { ...process.env, PYTHONPATH: join(build.dir, "src", "gguf-py") },
+    const { bundle } = await findLlamaCppSource();
+    await run("git", ["clone", "--quiet", "--no-checkout", bundle, source]);
+    await run("git", ["-C", source, "checkout", "HEAD", "--", "gguf-py"]);
+    await run("python3", [script, path, STORIES_MODEL, "1024", "8"], {
+      env: { ...process.env, PYTHONPATH: join(source, "gguf-py") },
     });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim().split("\n").at(-1);

@@ -52,6 +52,7 @@ import { availableParallelism } from "node:os";
 import { findRpcServer } from "./split/find-rpc-server.js";
 import { RpcServerSupervisor } from "./split/rpc-server-supervisor.js";
 import { SplitNode } from "./split/split-node.js";
+import { NodeSleep } from "./sleep/node-sleep.js";
 import { offloadableLayers } from "./models/memory-estimate.js";
 
 /** A load this many startup timeouts long is a hung one (`llama_server_load_ceiling_s: 0`). */
@@ -83,6 +84,7 @@ export class NodeAgent implements AgentApi {
   readonly log: Logger;
   readonly inference: InferenceService;
   readonly backends: Backends;
+  readonly sleep: NodeSleep;
   readonly #backend: DeviceBackend;
   readonly #engine: Engine;
   readonly #server: Server;
@@ -177,6 +179,15 @@ export class NodeAgent implements AgentApi {
       resolveModel: (name) => this.#resolveModel(name),
       load: (name, device, signal) => this.load(name, device, signal),
       unload: (modelId) => this.#unloadFrom(modelId),
+    });
+    this.sleep = new NodeSleep({
+      nodeId: this.nodeId,
+      command: config.sleep_command,
+      busyWith: () => this.#busyWith(),
+      pauseRegistration: () => this.#registrar?.pause() ?? Promise.resolve(),
+      resumeRegistration: (delayMs) => this.#registrar?.resume(delayMs),
+      resumeDelayMs: config.heartbeat_interval_s * 1000,
+      log: log.child({ component: "sleep" }),
     });
     const routes = new RouteTable(bindRoutes(AGENT_ROUTES, this));
     this.#server = createApiServer(
@@ -457,6 +468,20 @@ export class NodeAgent implements AgentApi {
       this.#registrar?.nudge();
     }
     return this.#drainState();
+  }
+
+  /** What keeps the node from sleeping: requests on its devices, and long commands. */
+  #busyWith(): string[] {
+    const devices = this.scheduler.devices
+      .filter((device) => device.pressure > 0)
+      .map((device) => {
+        const { in_flight, pending } = device.queueInfo();
+        return `${device.id}: ${in_flight} in flight, ${pending} queued`;
+      });
+    const operations = this.operations
+      .running()
+      .map((operation) => `${operation.command} ${operation.op_id} running`);
+    return [...devices, ...operations];
   }
 
   #drainState(): DrainState {

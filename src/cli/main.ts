@@ -7,6 +7,7 @@ import { engineCommand } from "./engine-command.js";
 import { gatewayCommand } from "./gateway-command.js";
 import { statusCommand } from "./status-command.js";
 import { upCommand } from "./up-command.js";
+import { wakeCommand } from "./wake-command.js";
 import { CliExit, EXIT } from "./exit-codes.js";
 import { modelsCommand } from "./models-command.js";
 
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(agentCommand());
   program.addCommand(gatewayCommand());
   program.addCommand(statusCommand());
+  program.addCommand(wakeCommand());
   program.addCommand(modelsCommand());
   program.addCommand(configCommand());
   program.addCommand(engineCommand());

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
 import type { SplitGroupInfo } from "../protocol/split.js";
+import type { WakeableStatus } from "../protocol/wakeable.js";
 import { formatStatus } from "./status-command.js";
+import { describeWake } from "./wake-command.js";
 
 test("the fleet table shows node, host, state, device memory, loaded models, queue, last seen", () => {
   const status = {
@@ -85,4 +87,47 @@ test("split groups follow the nodes as their own table: members' shares, links' 
       "llama-70b  gpu-box  gpu-box 60%, laptop 40%  laptop connected ↑1.5M ↓2.0K",
     ].join("\n"),
   );
+});
+
+test("wakeable entries follow as their own table: state, node, models, last wake, ETA or reason", () => {
+  const entry = (fields: Partial<WakeableStatus>): WakeableStatus => ({
+    id: "ws",
+    provider: "wol",
+    description: "",
+    vram_mb: 0,
+    models: ["llama-70b", "chat"],
+    state: "sleeping",
+    node_id: "ws-4090",
+    wake_action: "wol",
+    since: null,
+    reason: null,
+    last_wake_s: null,
+    eta_s: null,
+    sleep_after_idle_s: 0,
+    ...fields,
+  });
+  const status = {
+    gateway: { url: "http://127.0.0.1:8080" },
+    node_state: "client",
+    peers: [],
+    wakeable: [
+      entry({ state: "waking", last_wake_s: 42.5, eta_s: 30 }),
+      entry({ id: "vm", node_id: null, models: [], state: "failed", reason: "answered 500" }),
+    ],
+  } as unknown as StatusResponse;
+  const [, table] = formatStatus(status, 0).split("\n\n2 wakeable entries\n\n");
+  assert.equal(
+    table,
+    [
+      "WAKEABLE  STATE   NODE     MODELS           LAST WAKE  NOTE",
+      "ws        waking  ws-4090  llama-70b, chat  42.5 s     expected in 30 s",
+      "vm        failed  -        -                -          answered 500",
+    ].join("\n"),
+  );
+  assert.equal(
+    describeWake(entry({ state: "waking", last_wake_s: 42.5, eta_s: 30 })),
+    "ws: waking, expected in about 30 s (the last wake took 42.5 s)",
+  );
+  assert.equal(describeWake(entry({ state: "awake" })), "ws: awake (node ws-4090)");
+  assert.equal(describeWake(entry({ state: "failed", reason: "no node" })), "ws: failed: no node");
 });

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import type { PeerStatus, StatusResponse } from "../protocol/registry.js";
 import type { SplitGroupInfo } from "../protocol/split.js";
+import type { WakeableStatus } from "../protocol/wakeable.js";
 import { SECRET_ENV } from "../core/config/secret-env.js";
 import { GIB, KIB, MIB } from "../core/units.js";
 import { ApiClient } from "../core/http/api-client.js";
@@ -33,7 +34,7 @@ export function statusCommand(): Command {
 
 /**
  * The status as aligned text tables: one row per node, then one per split group (SPEC §12)
- * when there are any.
+ * and one per wakeable entry (SPEC §11) when there are any.
  */
 export function formatStatus(status: StatusResponse, now = Date.now()): string {
   const header = ["NODE", "HOST", "STATE", "DEVICES", "MODELS", "QUEUE", "LAST SEEN"];
@@ -53,7 +54,37 @@ export function formatStatus(status: StatusResponse, now = Date.now()): string {
       textTable(["MODEL", "HOST", "MEMBERS", "LINKS"], groups.map(splitRow)),
     );
   }
+  // A gateway older than wakes sends entries without state details.
+  const wakeable = status.wakeable ?? [];
+  if (wakeable.length > 0) {
+    lines.push(
+      "",
+      `${wakeable.length} wakeable ${wakeable.length === 1 ? "entry" : "entries"}`,
+      "",
+      textTable(
+        ["WAKEABLE", "STATE", "NODE", "MODELS", "LAST WAKE", "NOTE"],
+        wakeable.map(wakeableRow),
+      ),
+    );
+  }
   return lines.join("\n");
+}
+
+function wakeableRow(entry: WakeableStatus): string[] {
+  const note =
+    entry.state === "failed"
+      ? (entry.reason ?? "")
+      : entry.state === "waking" && entry.eta_s !== null && entry.eta_s !== undefined
+        ? `expected in ${entry.eta_s} s`
+        : "";
+  return [
+    entry.id,
+    entry.state,
+    entry.node_id ?? "-",
+    entry.models.join(", ") || "-",
+    entry.last_wake_s === null || entry.last_wake_s === undefined ? "-" : `${entry.last_wake_s} s`,
+    note || "-",
+  ];
 }
 
 /** `node-a 60%, node-b 40%` and `node-b connected ↑1.5M ↓2.0K` (sent, received). */

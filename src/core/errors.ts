@@ -21,6 +21,8 @@ const ERROR_TABLE: Record<ErrorCode, { status: number; type: string; elsewhere?:
   queue_full: { status: 503, type: "server_error", elsewhere: true },
   model_loading_timeout: { status: 503, type: "server_error" },
   no_capacity: { status: 503, type: "server_error", elsewhere: true },
+  // Wakeable capacity (SPEC §11): what serves the request is waking; come back at its ETA.
+  waking: { status: 503, type: "server_error" },
   shutting_down: { status: 503, type: "server_error", elsewhere: true },
   // Node commands (SPEC §10): nobody answers the node's subject; or its answer is late.
   node_unreachable: { status: 503, type: "server_error" },

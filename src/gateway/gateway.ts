@@ -49,6 +49,8 @@ import { RegistryService } from "./registry/registry-service.js";
 import type { RegistryMessage } from "./registry/registry-service.js";
 import { fleetModels, offers } from "./router/route-picker.js";
 import { WakeableEntries } from "./wakeable/wakeable-entries.js";
+import { Waker } from "./wakeable/waker.js";
+import type { WakeStates } from "./wakeable/waker.js";
 import { KIB, MIB } from "../core/units.js";
 
 export interface GatewayOptions {
@@ -94,6 +96,8 @@ export class Gateway implements GatewayApi {
   readonly forwarder: Forwarder;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
+  /** Wakes wakeable entries, holds requests for them, puts idle nodes to sleep (SPEC §11). */
+  readonly waker: Waker;
   readonly commands: NodeCommands;
   /** Forms split groups for models no node serves alone (SPEC §12). */
   readonly split: SplitCoordinator;
@@ -126,6 +130,8 @@ export class Gateway implements GatewayApi {
     parts: {
       keys: ClientKeys;
       wakeable: WakeableEntries;
+      wakeStates: SharedDocument<WakeStates>;
+      initialWakeStates: WakeStates;
       console: ConsoleAssets;
       identities: NodeIdentities;
       /** The NATS connection, when `nats_url` is set: commands go over it. */
@@ -151,6 +157,7 @@ export class Gateway implements GatewayApi {
       nodes: this.nodes,
       maxNodes: config.max_nodes,
       eventClients: () => this.#events.size,
+      heldRequests: () => this.waker.held,
     });
     this.metrics = metrics;
     this.registry = new RegistryService({
@@ -169,6 +176,7 @@ export class Gateway implements GatewayApi {
       firstByteTimeoutMs: config.first_byte_timeout_s * 1000,
       onAttempt: (nodeId, outcome) => metrics.observeAttempt(nodeId, outcome),
       splitHost: (name) => this.split.host(name),
+      hold: (name, signal, notice) => this.waker.hold(name, signal, notice),
       log,
     });
     this.commands = new NodeCommands(
@@ -177,6 +185,22 @@ export class Gateway implements GatewayApi {
       log.child({ component: "commands" }),
     );
     this.split = new SplitCoordinator(this.nodes, this.commands, log.child({ component: "split" }));
+    this.waker = new Waker({
+      entries: parts.wakeable,
+      registry: this.nodes,
+      states: parts.wakeStates,
+      initialStates: parts.initialWakeStates,
+      commands: this.commands,
+      settings: {
+        onDemand: config.wake_on_demand,
+        maxWaitMs: config.wake_max_wait_s * 1000,
+        maxHeld: config.wake_max_held,
+        timeoutMs: config.wake_timeout_s * 1000,
+        cooldownMs: config.wake_cooldown_s * 1000,
+      },
+      metrics: metrics.wakes,
+      log: log.child({ component: "wakeable" }),
+    });
     this.nodes.on("event", (event) => {
       if (event.type === "node_registered")
         log.info({ node_id: event.node.node_id, url: event.node.agent_url }, "node registered");
@@ -190,17 +214,9 @@ export class Gateway implements GatewayApi {
         this.#announcedState = state;
         this.#broadcast({ type: "gateway_state", node_state: state });
       }
-      // A wakeable entry shows as awake while the node it becomes is registered.
-      const nodeId =
-        event.type === "node_removed"
-          ? event.node_id
-          : event.type === "node_registered"
-            ? event.node.node_id
-            : undefined;
-      if (nodeId && this.wakeableStatus().some((entry) => entry.node_id === nodeId))
-        this.#broadcastWakeable();
     });
-    this.wakeable.on("change", () => this.#broadcastWakeable());
+    // Entries, wakes and the nodes entries become: all change what the console shows of them.
+    this.waker.on("change", () => this.#broadcastWakeable());
     const routes = new RouteTable<Access>([
       ...bindRoutes(GATEWAY_ROUTES, this),
       ...bindRoutes(CONSOLE_ROUTES, parts.console),
@@ -238,6 +254,7 @@ export class Gateway implements GatewayApi {
         : Promise.resolve(new JsonFileDocument(join(stateDir, `${name}.json`), fallback));
     const keys = await ClientKeys.open(await document("keys", []), config.api_keys);
     const wakeable = await WakeableEntries.open(await document("wakeable", []), config.wakeable);
+    const wakeStates = await document<WakeStates>("wake-states", {});
     const identities = await NodeIdentities.open(
       stateDir,
       IDENTITIES_PER_NODE * config.max_nodes,
@@ -248,7 +265,15 @@ export class Gateway implements GatewayApi {
     const gateway = new Gateway(
       config,
       log,
-      { keys, wakeable, console, identities, nats },
+      {
+        keys,
+        wakeable,
+        wakeStates,
+        initialWakeStates: await wakeStates.read(),
+        console,
+        identities,
+        nats,
+      },
       options,
     );
     gateway.#server.listen(config.listen_port, config.listen_host);
@@ -318,7 +343,7 @@ export class Gateway implements GatewayApi {
   }
 
   wakeableStatus() {
-    return this.wakeable.status((nodeId) => this.nodes.get(nodeId) !== undefined);
+    return this.waker.status();
   }
 
   models(): ModelList<FleetModelEntry> {
@@ -476,6 +501,7 @@ export class Gateway implements GatewayApi {
       );
     }
     clearInterval(this.#sweeper);
+    this.waker.close();
     if (this.#nats) {
       this.#nats.peers.stop();
       await this.#nats.feed.stop();

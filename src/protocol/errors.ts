@@ -26,6 +26,7 @@ export type ErrorCode =
   | "queue_full"
   | "model_loading_timeout"
   | "no_capacity"
+  | "waking"
   | "shutting_down"
   | "node_unreachable"
   | "still_working"

@@ -72,6 +72,12 @@ export interface QueueInfo {
   in_flight: number;
   pending: number;
   limit: number;
+  /**
+   * When a request last started or ended on the device (ISO 8601), null before the first:
+   * how every gateway tells how long a node has been idle (SPEC §11 idle sleep). Absent from
+   * older agents.
+   */
+  last_active_at?: string | null;
 }
 
 /**

@@ -18,6 +18,8 @@ export const NODE_COMMAND_NAMES = [
   "node.drain",
   "node.resume",
   "node.stop",
+  "node.sleep",
+  "node.wol",
   "split.worker",
   "split.host",
   "split.leave",

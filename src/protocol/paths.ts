@@ -15,6 +15,8 @@ export const AGENT_PATHS = {
   drain: "/v1/node/drain",
   resume: "/v1/node/resume",
   stop: "/v1/node/stop",
+  sleep: "/v1/node/sleep",
+  wakeOnLan: "/v1/node/wol",
   backends: "/v1/node/backends",
   backendInstall: "/v1/node/backends/install",
   backendStop: "/v1/node/backends/stop",

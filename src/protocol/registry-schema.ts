@@ -98,6 +98,7 @@ const serverFailure = objectOf<ServerFailure>({
 const queueInfo = objectOf<QueueInfo>({
   in_flight: z.number(),
   pending: z.number(),
+  last_active_at: z.string().max(64).nullable().optional(),
   limit: z.number(),
 });
 

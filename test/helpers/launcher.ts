@@ -53,6 +53,8 @@ export interface AgentProcess {
 }
 
 const started: AgentProcess[] = [];
+/** Tags of the agents `agentCommandLine` gave out, started by whatever ran them. */
+const bootedTags: string[] = [];
 const tempDirs: string[] = [];
 
 after(async () => {
@@ -63,7 +65,7 @@ after(async () => {
       // already gone
     }
   }
-  for (const agent of started) await killTagged(agent.tag);
+  for (const tag of [...started.map((agent) => agent.tag), ...bootedTags]) await killTagged(tag);
   for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -76,7 +78,36 @@ export async function tempDir(prefix = "rolemesh-test-"): Promise<string> {
 /** Starts `rolemesh agent` on a free port and waits until it listens. */
 export async function startAgent(options: LaunchOptions): Promise<AgentProcess> {
   const stateDir = options.stateDir ?? (await tempDir());
-  const config = {
+  return launch("agent", agentConfig(stateDir, options), stateDir, options, "node agent listening");
+}
+
+/**
+ * The command line of an agent the test does not start itself — a wake command boots it, as a
+ * machine coming up would. Its config is written; it runs under a test tag of its own (set
+ * through `env`, no shell), which the launcher's cleanup stops.
+ */
+export async function agentCommandLine(options: LaunchOptions): Promise<string[]> {
+  const stateDir = options.stateDir ?? (await tempDir());
+  const configFile = join(stateDir, "agent-booted.yaml");
+  await writeFile(configFile, JSON.stringify(agentConfig(stateDir, options), null, 2));
+  const tag = `${process.pid}-booted-${bootedTags.length}-${Date.now()}`;
+  bootedTags.push(tag);
+  return [
+    "env",
+    `${TAG_VARIABLE}=${tag}`,
+    process.execPath,
+    "--import",
+    "tsx",
+    CLI,
+    "agent",
+    "--config",
+    configFile,
+    ...(options.args ?? []),
+  ];
+}
+
+function agentConfig(stateDir: string, options: LaunchOptions): Record<string, unknown> {
+  return {
     listen_port: 0,
     // Several agents on one machine: each its own split tunnel port.
     tunnel_port: 0,
@@ -87,7 +118,6 @@ export async function startAgent(options: LaunchOptions): Promise<AgentProcess> 
     log_level: "debug",
     ...options.config,
   };
-  return launch("agent", config, stateDir, options, "node agent listening");
 }
 
 /** The flags that make an agent register with `gateway`: its join token, heartbeat interval. */

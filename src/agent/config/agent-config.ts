@@ -94,6 +94,12 @@ export const AgentConfigSchema = z
     max_body_mb: z.number().positive().default(8),
     /** Largest model file an install downloads, in GiB; 0 = as much as the disk has free. */
     max_download_gb: z.number().min(0).default(0),
+    /**
+     * Puts the machine to sleep on `node.sleep` (SPEC §11, a wakeable entry's `sleep: node`),
+     * e.g. `["systemctl", "suspend"]`: argv run without a shell, `ROLEMESH_NODE_ID` in its env.
+     * Empty = the node cannot be put to sleep.
+     */
+    sleep_command: z.array(z.string().min(1)).default([]),
     /** pino level: fatal, error, warn, info, debug, trace. */
     log_level: z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])

@@ -5,6 +5,7 @@ import type { Backends } from "../backends/backends.js";
 import type { InferenceService } from "../inference/inference-service.js";
 import type { ModelManager } from "../models/model-manager.js";
 import type { Operations } from "../operations/operations.js";
+import type { NodeSleep } from "../sleep/node-sleep.js";
 import type { SplitNode } from "../split/split-node.js";
 
 /** What the agent's HTTP routes need of the agent: they parse, call this, and answer. */
@@ -19,6 +20,8 @@ export interface AgentApi {
   readonly backends: Backends;
   /** Its part in split inference; throws when it can take none (SPEC §12). */
   readonly split: SplitNode;
+  /** `node.sleep`: the machine suspended by its `sleep_command` (SPEC §11). */
+  readonly sleep: NodeSleep;
   /** `GET /v1/models`. */
   models(): ModelList<AgentModelEntry>;
   inventory(): NodeInventory;

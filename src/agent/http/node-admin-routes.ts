@@ -1,10 +1,19 @@
+import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
 import { readOptionalJsonObject } from "../../core/http/read-body.js";
 import { sendJson } from "../../core/http/respond.js";
 import { streamEvents } from "../../core/http/sse.js";
 import type { RequestContext, RouteSpec } from "../../core/http/route-table.js";
 import { MIB } from "../../core/units.js";
+import { parseRequest } from "../../core/validation.js";
+import {
+  MAC_PATTERN,
+  sendMagicPacket,
+  WOL_DEFAULT_ADDRESS,
+  WOL_DEFAULT_PORT,
+} from "../../core/wake-on-lan.js";
 import type { OperationStatus } from "../../protocol/operations.js";
+import type { WakeOnLanArgs } from "../../protocol/wakeable.js";
 import type { Operation } from "../operations/operations.js";
 import { AGENT_PATHS } from "../../protocol/paths.js";
 import type { AgentApi } from "./agent-api.js";
@@ -13,9 +22,16 @@ import { deviceArg, modelIdArg } from "./arguments.js";
 /** Command arguments are small: a megabyte is plenty. */
 const readArguments = (req: RequestContext["req"]) => readOptionalJsonObject(req, MIB);
 
+/** `node.wol`: the packet an awake node sends on its LAN for a sleeping machine (SPEC §11). */
+const WakeOnLanArgsSchema: z.ZodType<WakeOnLanArgs> = z.strictObject({
+  mac: z.string().regex(MAC_PATTERN, "expected a MAC address such as aa:bb:cc:dd:ee:ff"),
+  address: z.ipv4().default(WOL_DEFAULT_ADDRESS),
+  port: z.int().min(1).max(65_535).default(WOL_DEFAULT_PORT),
+});
+
 /**
- * The agent's side of node commands (SPEC §7.1 admin, §10): model install and delete,
- * operations with progress, backends (the per-device servers), and stop.
+ * The agent's side of node commands (SPEC §7.1 admin, §10, §11): model install and delete,
+ * operations with progress, backends (the per-device servers), stop, sleep and Wake-on-LAN.
  */
 export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
   {
@@ -66,6 +82,26 @@ export const NODE_ADMIN_ROUTES: readonly RouteSpec<AgentApi>[] = [
     handle: (agent, { res }) => {
       sendJson(res, 202, { node_id: agent.nodeId, stopping: true });
       res.once("finish", () => agent.requestStop());
+    },
+  },
+  {
+    method: "POST",
+    path: AGENT_PATHS.sleep,
+    handle: (agent, { res }) => {
+      const goToSleep = agent.sleep.prepare();
+      sendJson(res, 202, { node_id: agent.nodeId, sleeping: true });
+      // A suspended machine sends nothing: the answer goes out first. Once accepted, the
+      // sleep happens even if the caller has left.
+      res.once("close", goToSleep);
+    },
+  },
+  {
+    method: "POST",
+    path: AGENT_PATHS.wakeOnLan,
+    handle: async (agent, { req, res }) => {
+      const sent = parseRequest(WakeOnLanArgsSchema, await readArguments(req));
+      await sendMagicPacket(sent);
+      sendJson(res, 200, { node_id: agent.nodeId, sent });
     },
   },
   {

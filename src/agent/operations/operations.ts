@@ -192,6 +192,11 @@ export class Operations extends EventEmitter<{ started: [Operation]; forgotten: 
     return this.#byId.get(opId);
   }
 
+  /** The operations still running, e.g. a download a sleeping machine would cut short. */
+  running(): OperationStatus[] {
+    return [...this.#running.values()].map((operation) => operation.status());
+  }
+
   /** Cancels every running operation and resolves once each has stopped, or after `timeoutMs`. */
   async cancelAll(timeoutMs: number): Promise<void> {
     const running = [...this.#running.values()];

@@ -26,7 +26,8 @@ const NUDGE_DELAY_MS = 100;
  * Keeps an agent registered with its gateway (SPEC §7.2): registers, heartbeats every
  * interval, registers again at once when the gateway forgot the node (`unknown_node`, e.g.
  * after a gateway restart), and backs off with jitter (1 s to 30 s) while the gateway cannot be
- * reached. The agent serves local requests all along; this only reports.
+ * reached. The agent serves local requests all along; this only reports. `pause()` deregisters
+ * until `resume()` (a node going to sleep); `stop()` deregisters for good.
  */
 export class Registrar {
   readonly #options: RegistrarOptions;
@@ -35,13 +36,19 @@ export class Registrar {
   #sequence = 0;
   #intervalMs: number;
   #registered = false;
+  /** Set by `stop()`, for good. */
   #stopped = false;
+  /** Set by `pause()`, until `resume()`. */
+  #paused = false;
   /** Set by `nudge()`: the next heartbeat goes out without waiting for the interval. */
   #nudged = false;
   #waitingForInterval = false;
-  #wake: (() => void) | undefined;
   #shortenSleep: ((atMost: number) => void) | undefined;
-  #loop: Promise<void> | undefined;
+  /** The running loop, and how to end it (each loop has its own, so a resumed one is not ended). */
+  #loop: { done: Promise<void>; halt: AbortController } | undefined;
+  /** The last halt (loop ended, then deregistered); halts run one after another. */
+  #halting: Promise<void> = Promise.resolve();
+  #resumeTimer: NodeJS.Timeout | undefined;
   #secret: string | undefined;
 
   constructor(options: RegistrarOptions) {
@@ -54,8 +61,11 @@ export class Registrar {
     return this.#registered;
   }
 
+  /** Registers, then heartbeats until `pause()` or `stop()`. */
   start(): void {
-    this.#loop ??= this.#run();
+    if (this.#stopped || this.#paused || this.#loop) return;
+    const halt = new AbortController();
+    this.#loop = { done: this.#run(halt.signal), halt };
   }
 
   /**
@@ -71,12 +81,52 @@ export class Registrar {
     if (this.#waitingForInterval) this.#shortenSleep?.(NUDGE_DELAY_MS);
   }
 
+  /**
+   * Stops heartbeating and deregisters, until `resume()`: the gateway routes nothing here
+   * meanwhile (`node.sleep`, SPEC §11). Resolves once deregistered (best effort, as `stop()`).
+   */
+  pause(): Promise<void> {
+    this.#paused = true;
+    clearTimeout(this.#resumeTimer);
+    return this.#halt();
+  }
+
+  /**
+   * Reports again after `delayMs`: registers first (the gateway forgot the node when it
+   * deregistered), then heartbeats. Nothing to do unless paused; a `pause()` meanwhile cancels it.
+   */
+  resume(delayMs = 0): void {
+    clearTimeout(this.#resumeTimer);
+    this.#resumeTimer = setTimeout(() => {
+      this.#paused = false;
+      // After the pause's deregistration, so the register is not overtaken by it.
+      void this.#halting.then(() => this.start());
+    }, delayMs).unref();
+  }
+
   /** Stops heartbeating and deregisters (best effort: a gateway that is away lets the lease expire). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#wake?.();
-    await this.#loop;
+    clearTimeout(this.#resumeTimer);
+    await this.#halt();
+  }
+
+  /** Ends the loop, then deregisters if registered; after any earlier halt has finished. */
+  #halt(): Promise<void> {
+    const loop = this.#loop;
+    this.#loop = undefined;
+    loop?.halt.abort();
+    this.#halting = this.#halting.then(async () => {
+      await loop?.done;
+      await this.#deregister();
+    });
+    return this.#halting;
+  }
+
+  async #deregister(): Promise<void> {
     if (!this.#registered) return;
+    // Whatever the gateway answers, the next message is a register.
+    this.#registered = false;
     try {
       await this.#options.client.deregister({
         node_id: this.#options.nodeId,
@@ -92,16 +142,16 @@ export class Registrar {
     }
   }
 
-  async #run(): Promise<void> {
+  async #run(halt: AbortSignal): Promise<void> {
     let failures = 0;
-    while (!this.#stopped) {
+    while (!halt.aborted) {
       try {
         this.#nudged = false;
         if (this.#registered) await this.#heartbeat();
         else await this.#register();
         failures = 0;
         this.#waitingForInterval = true;
-        await this.#sleep(this.#nudged ? NUDGE_DELAY_MS : this.#intervalMs);
+        await this.#sleep(this.#nudged ? NUDGE_DELAY_MS : this.#intervalMs, halt);
         this.#waitingForInterval = false;
       } catch (err) {
         if (err instanceof RoleMeshError && err.code === "unknown_node") {
@@ -119,14 +169,14 @@ export class Registrar {
             { node_id: this.#options.nodeId, retry_in_ms: delay },
             `the gateway refuses this agent: ${err.message}`,
           );
-          await this.#sleep(delay);
+          await this.#sleep(delay, halt);
           continue;
         }
         this.#options.log.warn(
           { err: (err as Error).message, retry_in_ms: delay },
           this.#registered ? "heartbeat failed" : "registration failed",
         );
-        await this.#sleep(delay);
+        await this.#sleep(delay, halt);
       }
     }
   }
@@ -168,15 +218,21 @@ export class Registrar {
     return { started_at: this.#startedAt, sequence: ++this.#sequence };
   }
 
-  #sleep(ms: number): Promise<void> {
+  /** Waits `ms`, or less: until `halt` fires, or as `nudge()` shortens it. */
+  #sleep(ms: number, halt: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
+      if (halt.aborted) {
+        resolve();
+        return;
+      }
       let timer = setTimeout(done, ms);
       const startedAt = Date.now();
       function done() {
         clearTimeout(timer);
+        halt.removeEventListener("abort", done);
         resolve();
       }
-      this.#wake = done;
+      halt.addEventListener("abort", done, { once: true });
       this.#shortenSleep = (atMost) => {
         const left = ms - (Date.now() - startedAt);
         if (left <= atMost) return;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { RoleMeshError } from "../../core/errors.js";
+import type { QueueInfo } from "../../protocol/inventory.js";
 import type { ModelEntry } from "../config/agent-config.js";
 import { DeviceQueue } from "./device-queue.js";
 import type { Lease } from "./device-queue.js";
@@ -15,6 +16,9 @@ const model = (model_id: string, parallel = 1): ModelEntry => ({
   split: "never",
   split_max_nodes: 1,
 });
+
+/** The counts of a queue's report, without its clock. */
+const counts = ({ in_flight, pending, limit }: QueueInfo) => ({ in_flight, pending, limit });
 
 /** Tracks which acquisitions have been granted, in order. */
 function track(
@@ -44,7 +48,7 @@ test("rejects at once with queue_full past the limit, with Retry-After", async (
     assert.equal(err.retryAfterS, 1);
     return true;
   });
-  assert.deepEqual(queue.info(), { in_flight: 1, pending: 1, limit: 2 });
+  assert.deepEqual(counts(queue.info()), { in_flight: 1, pending: 1, limit: 2 });
 });
 
 test("serves in arrival order with `parallel` turns of the active model", async () => {
@@ -101,7 +105,7 @@ test("a queued client that leaves frees its place at once", async () => {
   const queued = queue.acquire(a, controller.signal);
   controller.abort(new Error("client gone"));
   await assert.rejects(queued, /client gone/);
-  assert.deepEqual(queue.info(), { in_flight: 1, pending: 0, limit: 2 });
+  assert.deepEqual(counts(queue.info()), { in_flight: 1, pending: 0, limit: 2 });
   const next = queue.acquire(a);
   assert.equal(queue.info().pending, 1, "the freed place admits the next request");
   void next;
@@ -113,4 +117,18 @@ test("a lease released twice counts once", async () => {
   lease.release();
   lease.release();
   assert.equal(queue.info().in_flight, 0);
+});
+
+test("model work marks the device active when it starts and when it ends; an unload does not", async () => {
+  const queue = new DeviceQueue(2);
+  assert.equal(queue.info().last_active_at, null);
+  const unload = await queue.acquire(null);
+  unload.release();
+  assert.equal(queue.info().last_active_at, null, "exclusive work is no request");
+  const lease = await queue.acquire(model("a"));
+  const started = Date.parse(queue.info().last_active_at ?? "");
+  assert.ok(started > 0);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  lease.release();
+  assert.ok(Date.parse(queue.info().last_active_at ?? "") > started, "its end counts too");
 });

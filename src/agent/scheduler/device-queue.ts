@@ -25,6 +25,8 @@ export class DeviceQueue {
   #waiters: Waiter[] = [];
   /** The model the device serves or is switching to, set when a turn is granted. */
   #activeModel: ModelEntry | null = null;
+  /** When model work last started or ended (ms since the epoch); unloads are no activity. */
+  #lastActiveAt: number | null = null;
   #onChange: () => void;
 
   constructor(limit: number, onChange: () => void = () => undefined) {
@@ -42,7 +44,13 @@ export class DeviceQueue {
   }
 
   info(): QueueInfo {
-    return { in_flight: this.#inFlight, pending: this.#waiters.length, limit: this.limit };
+    return {
+      in_flight: this.#inFlight,
+      pending: this.#waiters.length,
+      limit: this.limit,
+      last_active_at:
+        this.#lastActiveAt === null ? null : new Date(this.#lastActiveAt).toISOString(),
+    };
   }
 
   /**
@@ -73,7 +81,7 @@ export class DeviceQueue {
         model,
         grant: () => {
           signal?.removeEventListener("abort", onAbort);
-          resolve(this.#lease());
+          resolve(this.#lease(model !== null));
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -82,12 +90,14 @@ export class DeviceQueue {
     });
   }
 
-  #lease(): Lease {
+  #lease(isModelWork: boolean): Lease {
+    if (isModelWork) this.#lastActiveAt = Date.now();
     let released = false;
     return {
       release: () => {
         if (released) return;
         released = true;
+        if (isModelWork) this.#lastActiveAt = Date.now();
         this.#inFlight--;
         this.#pump();
       },

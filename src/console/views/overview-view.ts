@@ -1,9 +1,11 @@
 /** The fleet at a glance: nodes, topology, models and roles, split groups, wakeable capacity. */
 import type { PeerStatus } from "../../protocol/registry.js";
 import type { WakeableStatus } from "../../protocol/wakeable.js";
+import { ApiError, postJson } from "../api.js";
 import { h } from "../dom.js";
 import type { FleetStore } from "../fleet-store.js";
 import { formatAgo, formatMiB } from "../format.js";
+import { askForKey } from "./key-dialog.js";
 import { splitGroupList } from "./split-view.js";
 import { topology } from "./topology.js";
 import { chips, memoryBar, section, statePill, utilization } from "./widgets.js";
@@ -223,7 +225,49 @@ function wakeableList(entries: WakeableStatus[]): HTMLElement {
         entry.description && h("span", {}, entry.description),
         entry.vram_mb > 0 && h("span", {}, `${formatMiB(entry.vram_mb)} VRAM`),
         entry.models.length > 0 && h("span", {}, chips(entry.models, "model")),
+        wakeNote(entry),
+        entry.wake_action && (entry.state === "sleeping" || entry.state === "failed")
+          ? wakeButton(entry.id)
+          : false,
       ),
     ),
   );
+}
+
+/** What to expect of a wake: its ETA while waking, why it failed, how long the last took. */
+function wakeNote(entry: WakeableStatus): HTMLElement | false {
+  const text =
+    entry.state === "failed"
+      ? entry.reason
+      : entry.state === "waking" && entry.eta_s !== null
+        ? `expected in about ${entry.eta_s} s`
+        : entry.last_wake_s !== null
+          ? `last wake took ${entry.last_wake_s} s`
+          : null;
+  return text ? h("span", { class: "wake-note muted" }, text) : false;
+}
+
+/** Wakes the entry now (`POST /api/wakeable/{id}/wake`); its state then follows the events. */
+function wakeButton(id: string): HTMLElement {
+  const button = h("button", { type: "button", class: "wake-button", "data-wake": id }, "Wake");
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    void wake(id).catch((err: unknown) => {
+      button.disabled = false;
+      button.title = `wake failed: ${(err as Error).message}`;
+    });
+  });
+  return button;
+}
+
+async function wake(id: string): Promise<void> {
+  for (;;) {
+    try {
+      await postJson(`/api/wakeable/${encodeURIComponent(id)}/wake`, {});
+      return;
+    } catch (err) {
+      if (err instanceof ApiError && err.needsKey && (await askForKey(err.message))) continue;
+      throw err;
+    }
+  }
 }

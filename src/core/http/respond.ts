@@ -26,7 +26,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
       ? {}
       : { "Retry-After": String(Math.max(1, Math.ceil(error.retryAfterS))) };
   if (res.headersSent) {
-    res.destroy(error);
+    // An answer that ended itself (a held stream that told its failure as an event) stays.
+    if (!res.writableEnded) res.destroy(error);
     return;
   }
   sendJson(res, error.status, error.toBody(), headers);

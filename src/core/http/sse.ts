@@ -6,19 +6,27 @@ export interface EventStream {
   end(): void;
 }
 
-/** Starts an SSE response that no proxy in front buffers (SPEC §7.1 headers). */
+/** The headers of an SSE response that no proxy in front buffers (SPEC §7.1). */
+export const SSE_HEADERS = {
+  "Content-Type": "text/event-stream",
+  "Cache-Control": "no-cache",
+  "X-Accel-Buffering": "no",
+} as const;
+
+/** Starts an SSE response. */
 export function streamEvents(res: ServerResponse): EventStream {
-  res.writeHead(200, {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-  });
+  res.writeHead(200, SSE_HEADERS);
   return {
     send: (data) => {
       if (!res.writableEnded) res.write(sseEvent(data));
     },
     end: () => res.end(),
   };
+}
+
+/** An SSE comment line: readers skip it; it keeps the stream (and its proxies) awake. */
+export function sseComment(text: string): string {
+  return `: ${text.replace(/[\r\n]+/g, " ")}\n\n`;
 }
 
 /** One SSE event carrying `data` as JSON. */

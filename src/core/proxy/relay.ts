@@ -188,7 +188,8 @@ async function relayUntil(options: RelayOptions, clock: RelayClock): Promise<Rel
   } else if (answer.headers["content-length"] !== undefined) {
     headers["Content-Length"] = String(answer.headers["content-length"]);
   }
-  res.writeHead(answer.statusCode, headers);
+  // A request held for a wake may have started its event stream already (SPEC §11).
+  if (!res.headersSent) res.writeHead(answer.statusCode, headers);
   const firstByteAt = next.done ? undefined : performance.now();
 
   let tail = "";

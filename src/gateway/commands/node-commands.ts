@@ -69,6 +69,14 @@ const COMMANDS: Record<NodeCommandName, CommandSpec> = {
   "node.drain": { method: "POST", path: AGENT_PATHS.drain, body: empty, timeoutMs: 30_000 },
   "node.resume": { method: "POST", path: AGENT_PATHS.resume, body: empty, timeoutMs: 30_000 },
   "node.stop": { method: "POST", path: AGENT_PATHS.stop, body: empty, timeoutMs: 30_000 },
+  // Wakeable capacity (SPEC §11): the node runs its own sleep_command; it sends a magic packet.
+  "node.sleep": { method: "POST", path: AGENT_PATHS.sleep, body: empty, timeoutMs: 30_000 },
+  "node.wol": {
+    method: "POST",
+    path: AGENT_PATHS.wakeOnLan,
+    body: (args) => args,
+    timeoutMs: 10_000,
+  },
   // Split inference (SPEC §12): a worker starts its rpc-servers; the host restarts its server;
   // a former member leaves the group.
   "split.worker": {

@@ -53,8 +53,18 @@ export const GatewayConfigSchema = z
       )
       .default(30),
     ...NATS_CONFIG_KEYS,
-    /** Capacity that can be woken (SPEC §11); shown apart, never routed to. */
+    /** Capacity that can be woken (SPEC §11); shown apart, never routed to while asleep. */
     wakeable: z.array(WakeableEntrySchema).default([]),
+    /** A request that only a sleeping wakeable entry would serve wakes it and waits for it. */
+    wake_on_demand: z.boolean().default(false),
+    /** How long such a request is held before 503 `waking`. */
+    wake_max_wait_s: z.number().positive().default(120),
+    /** Requests held at once; more are answered 503 `waking` at once. */
+    wake_max_held: z.int().positive().default(100),
+    /** A woken entry's node must register within this, or the wake fails. */
+    wake_timeout_s: z.number().positive().default(300),
+    /** After a failed wake, requests get its reason for this long before one wakes it again. */
+    wake_cooldown_s: z.number().min(0).default(30),
     /** Start on a non-loopback address without `join_token` (SPEC §2.2). */
     allow_insecure: z.boolean().default(false),
     /** Accept agents that register a public IP address other than their own (behind NAT, say). */

@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import { Pool } from "undici";
 import { RoleMeshError, toRoleMeshError } from "../../core/errors.js";
+import { SSE_HEADERS, sseComment, sseEvent } from "../../core/http/sse.js";
 import type { Logger } from "../../core/logger.js";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
 import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
@@ -8,6 +9,7 @@ import type { RelayResult } from "../../core/proxy/relay.js";
 import { PROCESSING_HEADER } from "../../protocol/processing.js";
 import type { NodeRecord, NodeRegistry } from "../registry/node-registry.js";
 import { rankNodes } from "../router/route-picker.js";
+import type { RouteChoice } from "../router/route-picker.js";
 
 export interface ForwarderOptions {
   /** Nodes tried for one request before answering 503 (`max_attempts`). */
@@ -29,6 +31,12 @@ export interface ForwarderOptions {
    * formed first; undefined when the model runs on one node as usual.
    */
   splitHost?(name: string): Promise<NodeRecord | undefined>;
+  /**
+   * For a request that no live node serves: wakes what would serve it and waits (SPEC §11);
+   * true once a live node does, false when nothing wakeable serves it. `notice` is called while
+   * it waits. Rejects with 503 `waking` or `no_capacity`.
+   */
+  hold?(name: string, signal: AbortSignal, notice?: (id: string) => void): Promise<boolean>;
   log: Logger;
 }
 
@@ -72,9 +80,40 @@ export class Forwarder {
   ): Promise<RelayResult> {
     const { name } = request;
     const host = await this.#options.splitHost?.(name);
-    const choices = host
+    let choices = host
       ? [{ record: host, modelId: name }]
       : rankNodes(this.#registry.live(), name, this.#turn++);
+    if (choices.length === 0 && this.#options.hold) {
+      // A held stream hears that it waits, so neither it nor a proxy gives up on silence.
+      const notice =
+        request.body.stream === true
+          ? (id: string) => {
+              if (!res.headersSent) res.writeHead(200, SSE_HEADERS);
+              res.write(sseComment(`waking ${id}`));
+            }
+          : undefined;
+      try {
+        if (await this.#options.hold(name, signal, notice)) {
+          choices = rankNodes(this.#registry.live(), name, this.#turn++);
+        }
+        return await this.#send(request, choices, res, signal);
+      } catch (err) {
+        // Its stream has begun with 200: the failure is told as its last event.
+        if (res.headersSent && !res.writableEnded) res.end(sseEvent(toRoleMeshError(err).toBody()));
+        throw err;
+      }
+    }
+    return this.#send(request, choices, res, signal);
+  }
+
+  /** Tries `choices` in turn (see the class comment). */
+  async #send(
+    request: ForwardRequest,
+    choices: RouteChoice[],
+    res: ServerResponse,
+    signal: AbortSignal,
+  ): Promise<RelayResult> {
+    const { name } = request;
     if (choices.length === 0) {
       throw new RoleMeshError("model_not_found", `no live node offers model or role "${name}"`, {
         param: "model",

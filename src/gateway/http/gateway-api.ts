@@ -9,6 +9,7 @@ import type { Forwarder } from "../forwarding/forwarder.js";
 import type { GatewayMetrics, RequestRecord } from "../metrics/gateway-metrics.js";
 import type { RegistryService } from "../registry/registry-service.js";
 import type { WakeableEntries } from "../wakeable/wakeable-entries.js";
+import type { Waker } from "../wakeable/waker.js";
 
 /** Which credentials a gateway route needs. */
 export type Access = "join" | "client" | "read" | "admin";
@@ -31,6 +32,7 @@ export interface GatewayApi {
   readonly commands: NodeCommands;
   readonly keys: ClientKeys;
   readonly wakeable: WakeableEntries;
+  readonly waker: Waker;
   /** The whole status, as the admin reads it. */
   status(): StatusResponse;
   /** The status as the sender of `req` may read it: a client key sees no server output. */

@@ -12,6 +12,7 @@ import { streamEvents } from "../../core/http/sse.js";
 import type { EventStream } from "../../core/http/sse.js";
 import { WakeableEntrySchema } from "../wakeable/wakeable-entries.js";
 import { REGISTRY_PATHS } from "../../protocol/paths.js";
+import type { WakeAnswer } from "../../protocol/wakeable.js";
 import {
   DeregisterRequestSchema,
   HeartbeatRequestSchema,
@@ -132,6 +133,12 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
     path: "/api/wakeable/:id",
     access: "admin",
     handle: deleteWakeable,
+  },
+  {
+    method: "POST",
+    path: "/api/wakeable/:id/wake",
+    access: "admin",
+    handle: wakeNow,
   },
   {
     method: "GET",
@@ -331,6 +338,14 @@ async function putWakeable(gateway: GatewayApi, ctx: RequestContext): Promise<vo
   gateway.log.info({ wakeable_id: entry.id, by: "admin" }, "wakeable entry stored");
   const stored = gateway.wakeableStatus().find((candidate) => candidate.id === entry.id);
   sendJson(ctx.res, 201, stored);
+}
+
+/** `POST /api/wakeable/{id}/wake`: starts the wake (202), unless it is awake or waking. */
+async function wakeNow(gateway: GatewayApi, { req, res, params }: RequestContext): Promise<void> {
+  const by = gateway.adminName(req);
+  const wakeable = await gateway.waker.wake(params.id ?? "", `manual (${by})`, true);
+  const answer: WakeAnswer = { wakeable };
+  sendJson(res, 202, answer);
 }
 
 async function deleteWakeable(gateway: GatewayApi, { res, params }: RequestContext): Promise<void> {

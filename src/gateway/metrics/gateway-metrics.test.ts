@@ -23,7 +23,12 @@ async function samples(metrics: GatewayMetrics, name: string): Promise<string[]>
 
 test("nodes by state and in-flight requests per node are read from the registry when scraped", async () => {
   const nodes = new NodeRegistry({ leaseMs: 60_000 });
-  const metrics = new GatewayMetrics({ nodes, maxNodes: 10, eventClients: () => 3 });
+  const metrics = new GatewayMetrics({
+    nodes,
+    maxNodes: 10,
+    eventClients: () => 3,
+    heldRequests: () => 0,
+  });
   nodes.register(registration("a", "serving"));
   nodes.register(registration("b", "serving"));
   nodes.register(registration("c", "loading"));
@@ -52,7 +57,12 @@ test("nodes by state and in-flight requests per node are read from the registry 
 
 test("a node's request series go when it leaves, and nothing is counted for it afterwards", async () => {
   const nodes = new NodeRegistry({ leaseMs: 60_000 });
-  const metrics = new GatewayMetrics({ nodes, maxNodes: 10, eventClients: () => 0 });
+  const metrics = new GatewayMetrics({
+    nodes,
+    maxNodes: 10,
+    eventClients: () => 0,
+    heldRequests: () => 0,
+  });
   nodes.register(registration("a", "serving"));
   nodes.register(registration("b", "serving"));
   metrics.observeAttempt("a", "ok");
@@ -74,7 +84,12 @@ test("a node's request series go when it leaves, and nothing is counted for it a
 
 test("requests count by model and outcome, and by key name when they came with one", async () => {
   const nodes = new NodeRegistry({ leaseMs: 60_000 });
-  const metrics = new GatewayMetrics({ nodes, maxNodes: 10, eventClients: () => 0 });
+  const metrics = new GatewayMetrics({
+    nodes,
+    maxNodes: 10,
+    eventClients: () => 0,
+    heldRequests: () => 0,
+  });
   const endpoint = "/v1/chat/completions";
   metrics.observeRequest({ endpoint, model: "chat", key: "team", outcome: "ok", seconds: 0.2 });
   metrics.observeRequest({

@@ -12,6 +12,8 @@ export interface GatewayMetricsOptions {
   maxNodes: number;
   /** `/api/events` streams open now. */
   eventClients(): number;
+  /** Requests held for a wake now (SPEC §11). */
+  heldRequests(): number;
 }
 
 /** One OpenAI request the gateway answered. */
@@ -46,6 +48,9 @@ export class GatewayMetrics {
   readonly #registryMessages: Counter<"message" | "outcome">;
   readonly #eventClientsRefused: Counter;
   readonly #registryLag: Histogram;
+  readonly #wakes: Counter<"entry">;
+  readonly #wakeFailures: Counter<"entry">;
+  readonly #wakeDuration: Histogram;
 
   constructor(options: GatewayMetricsOptions) {
     const { nodes } = options;
@@ -145,6 +150,32 @@ export class GatewayMetrics {
       help: "/api/events streams refused because max_event_clients were open.",
       registers,
     });
+    this.#wakes = new Counter({
+      name: "rolemesh_gateway_wakes_total",
+      help: "Wakes this gateway ran, by wakeable entry (one per entry however many requests).",
+      labelNames: ["entry"],
+      registers,
+    });
+    this.#wakeFailures = new Counter({
+      name: "rolemesh_gateway_wake_failures_total",
+      help: "Wakes that failed (the action, or no node within wake_timeout_s), by wakeable entry.",
+      labelNames: ["entry"],
+      registers,
+    });
+    this.#wakeDuration = new Histogram({
+      name: "rolemesh_gateway_wake_seconds",
+      help: "From a wake's start to its node registering.",
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+      registers,
+    });
+    new Gauge({
+      name: "rolemesh_gateway_wake_held_requests",
+      help: "Requests held while what serves them wakes.",
+      registers,
+      collect() {
+        this.set(options.heldRequests());
+      },
+    });
     nodes.on("event", (event) => {
       if (event.type !== "node_removed") return;
       removals.inc({ reason: event.reason });
@@ -179,4 +210,11 @@ export class GatewayMetrics {
   eventClientRefused(): void {
     this.#eventClientsRefused.inc();
   }
+
+  /** Hooks for the waker (SPEC §11). */
+  readonly wakes = {
+    wakeStarted: (entry: string) => this.#wakes.inc({ entry }),
+    wakeFailed: (entry: string) => this.#wakeFailures.inc({ entry }),
+    wakeSeconds: (seconds: number) => this.#wakeDuration.observe(seconds),
+  };
 }

@@ -31,12 +31,35 @@ test("an entry stored or deleted is seen at once, before the document's change e
   const entries = await WakeableEntries.open(new LaggingDocument(), []);
   await entries.put(WakeableEntrySchema.parse({ id: "spare", vram_mb: 24576 }));
   assert.deepEqual(
-    entries.status(() => false).map((entry) => entry.id),
+    entries.list().map((entry) => entry.id),
     ["spare"],
   );
   assert.equal(await entries.delete("spare"), true);
+  assert.deepEqual(entries.list(), []);
+});
+
+test("actions: argv, webhook with headers, Wake-on-LAN with its defaults; idle sleep needs a way to sleep", () => {
+  const entry = WakeableEntrySchema.parse({
+    id: "ws",
+    node_id: "ws-node",
+    wake: { wol: { mac: "AA:bb:cc:dd:ee:01" } },
+    sleep_after_idle_s: 600,
+    sleep: "node",
+  });
+  assert.deepEqual(entry.wake, {
+    wol: { mac: "AA:bb:cc:dd:ee:01", address: "255.255.255.255", port: 9 },
+  });
   assert.deepEqual(
-    entries.status(() => false),
-    [],
+    WakeableEntrySchema.parse({ id: "vm", wake: { webhook: "https://cloud.example/start" } }).wake,
+    { webhook: "https://cloud.example/start", headers: {}, timeout_s: 30 },
   );
+  const refused = (input: unknown, path: string) =>
+    assert.deepEqual(
+      WakeableEntrySchema.safeParse(input).error?.issues.map((issue) => issue.path.join(".")),
+      [path],
+    );
+  refused({ id: "x", wake: { command: "wakeonlan aa:bb" } }, "wake");
+  refused({ id: "x", wake: { wol: { mac: "not-a-mac" } } }, "wake.wol.mac");
+  refused({ id: "x", node_id: "n", sleep_after_idle_s: 60 }, "sleep_after_idle_s");
+  refused({ id: "x", sleep: "node", sleep_after_idle_s: 60 }, "sleep_after_idle_s");
 });

@@ -2,25 +2,75 @@ import { EventEmitter } from "node:events";
 import { z } from "zod";
 import { RoleMeshError } from "../../core/errors.js";
 import type { SharedDocument } from "../../core/state/shared-document.js";
-import type { WakeableStatus } from "../../protocol/wakeable.js";
+import { MAC_PATTERN, WOL_DEFAULT_ADDRESS, WOL_DEFAULT_PORT } from "../../core/wake-on-lan.js";
+import { NODE_ID_PATTERN } from "../../protocol/registry.js";
+
+const argv = z.array(z.string().min(1)).min(1);
+const webhookUrl = z.url({ protocol: /^https?$/ });
+/** Headers sent with a webhook, e.g. an API token (`${VAR}` in the config file). */
+const headers = z.record(z.string(), z.string()).default({});
+const timeoutS = (seconds: number) => z.number().positive().max(3600).default(seconds);
+
+/** Runs argv without a shell; `ROLEMESH_WAKE_ID` names the entry. Must exit 0 in time. */
+const CommandActionSchema = z.strictObject({ command: argv, timeout_s: timeoutS(60) });
+/** POSTs `{id, reason}`; must answer 2xx in time. */
+const WebhookActionSchema = z.strictObject({
+  webhook: webhookUrl,
+  headers,
+  timeout_s: timeoutS(30),
+});
+/** A Wake-on-LAN magic packet, sent by the gateway or by `via_node` on the sleeping host's LAN. */
+const WolActionSchema = z.strictObject({
+  wol: z.strictObject({
+    mac: z.string().regex(MAC_PATTERN, "a MAC address, aa:bb:cc:dd:ee:ff"),
+    address: z.ipv4().default(WOL_DEFAULT_ADDRESS),
+    port: z.number().int().min(1).max(65_535).default(WOL_DEFAULT_PORT),
+    via_node: z.string().regex(NODE_ID_PATTERN, "a node id").optional(),
+  }),
+});
+
+export const WakeActionSchema = z.union([
+  CommandActionSchema,
+  WebhookActionSchema,
+  WolActionSchema,
+]);
+/** How a node is put to sleep: a command or webhook of the gateway's, or the node's own. */
+export const SleepActionSchema = z.union([
+  z.literal("node"),
+  CommandActionSchema,
+  WebhookActionSchema,
+]);
+export type WakeAction = z.output<typeof WakeActionSchema>;
+export type SleepAction = z.output<typeof SleepActionSchema>;
 
 /** One wakeable entry, in the config's `wakeable:` list or sent to `POST /api/wakeable`. */
-export const WakeableEntrySchema = z.strictObject({
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, '.', '_' or '-'"),
-  provider: z.string().min(1).default("manual"),
-  description: z.string().default(""),
-  vram_mb: z.number().min(0).default(0),
-  models: z.array(z.string().min(1)).default([]),
-  state: z.enum(["sleeping", "waking", "failed"]).default("sleeping"),
-  node_id: z.string().min(1).optional(),
-  /** How to wake it: a command (argv) or a webhook URL that receives a POST. */
-  wake: z
-    .union([
-      z.strictObject({ command: z.array(z.string()).min(1) }),
-      z.strictObject({ webhook: z.url({ protocol: /^https?$/ }) }),
-    ])
-    .optional(),
-});
+export const WakeableEntrySchema = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, '.', '_' or '-'"),
+    provider: z.string().min(1).default("manual"),
+    description: z.string().default(""),
+    vram_mb: z.number().min(0).default(0),
+    /** Model ids or roles it serves once awake: what wake on demand matches requests with. */
+    models: z.array(z.string().min(1)).default([]),
+    /** Where it starts (before any wake has run). */
+    state: z.enum(["sleeping", "waking", "failed"]).default("sleeping"),
+    /** The node id it registers with once awake; without one, any node serving its models. */
+    node_id: z.string().regex(NODE_ID_PATTERN, "a node id").optional(),
+    wake: WakeActionSchema.optional(),
+    /** Idle seconds (nothing in flight or queued) after which it is put to sleep; 0 = never. */
+    sleep_after_idle_s: z.number().min(0).default(0),
+    sleep: SleepActionSchema.optional(),
+  })
+  .superRefine((entry, ctx) => {
+    if (entry.sleep_after_idle_s > 0 && (!entry.sleep || !entry.node_id)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sleep_after_idle_s"],
+        message:
+          "idle sleep needs `sleep` (node, a command or a webhook) and the entry's `node_id`",
+      });
+    }
+  });
 
 export type WakeableEntry = z.output<typeof WakeableEntrySchema>;
 
@@ -53,18 +103,13 @@ export class WakeableEntries extends EventEmitter<{ change: [] }> {
     return entries;
   }
 
-  /** Every entry as shown to readers; `isLive` tells whether a node id is registered now. */
-  status(isLive: (nodeId: string) => boolean): WakeableStatus[] {
-    return [...this.#entries.values()].map((entry) => ({
-      id: entry.id,
-      provider: entry.provider,
-      description: entry.description,
-      vram_mb: entry.vram_mb,
-      models: entry.models,
-      state: entry.node_id && isLive(entry.node_id) ? "awake" : entry.state,
-      node_id: entry.node_id ?? null,
-      wake_action: entry.wake ? ("command" in entry.wake ? "command" : "webhook") : null,
-    }));
+  /** Every entry, the config's first. */
+  list(): WakeableEntry[] {
+    return [...this.#entries.values()];
+  }
+
+  get(id: string): WakeableEntry | undefined {
+    return this.#entries.get(id);
   }
 
   /** Adds or replaces a stored entry. */

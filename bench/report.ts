@@ -259,7 +259,7 @@ function splitReport(split: SplitSection): string[] {
         ]),
       ),
       "",
-      `Decode tokens/s is llama-server's own \`timings.predicted_per_second\` for ${model.tokens} tokens at temperature 0, the paths taking turns run by run; end to end, the completion tokens over the request's wall-clock time at the client (prompt and relays included). Goal: the tunnel ≥ 0.9× direct loopback RPC with the same split.`,
+      `Decode tokens/s is llama-server's own \`timings.predicted_per_second\` for ${model.tokens} tokens at temperature 0, the paths taking turns run by run; end to end, the completion tokens over the request's wall-clock time at the client (prompt and relays included). Goal: the tunnel ≥ 0.9× direct loopback RPC with the same split. The tunnel alone is the same llama-server command line with the agents' tunnel (a peer in the bench process, a server in a child) between it and its rpc-server; the last row adds the gateway, both agents and their relays.`,
       "",
       table(
         ["rpc_cache", "bytes sent at first load", "at a reload", "per 1-token completion"],

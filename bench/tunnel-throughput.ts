@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import { connect, createServer } from "node:net";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -50,8 +50,8 @@ interface FarSide {
   fingerprint: string;
 }
 
-/** A loopback port whose connections are piped both ways to `target`. */
-function relayTo(target: number): Promise<number> {
+/** A loopback server whose connections are piped both ways to `target`. */
+function relayTo(target: number): Promise<Server> {
   return listen((socket) => {
     const upstream = connect({ host: "127.0.0.1", port: target, noDelay: true });
     socket.pipe(upstream).pipe(socket);
@@ -60,29 +60,37 @@ function relayTo(target: number): Promise<number> {
   });
 }
 
-async function listen(onSocket: (socket: Socket) => void): Promise<number> {
+async function listen(onSocket: (socket: Socket) => void): Promise<Server> {
   const server = createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  return (server.address() as AddressInfo).port;
+  return server;
 }
 
-/** The worker's side: a sink that answers its byte count at the end, an echo, the tunnel. */
-async function farSide(stateDir: string, allowed: string): Promise<void> {
-  const sink = await listen((socket) => {
-    let bytes = 0;
-    socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
-    socket.on("end", () => socket.end(`${bytes}`));
-  });
-  const echo = await listen((socket) => socket.pipe(socket));
-  const relay = await relayTo(echo);
+const portOf = (server: Server) => (server.address() as AddressInfo).port;
+
+/**
+ * The worker's side: a sink that answers its byte count at the end, an echo, the tunnel; and
+ * `rpc`, a loopback port of the caller's, when given.
+ */
+async function farSide(stateDir: string, allowed: string, rpc: number | undefined): Promise<void> {
+  // This process ends with the bench's tunnel: its servers are never closed.
+  const sink = portOf(
+    await listen((socket) => {
+      let bytes = 0;
+      socket.on("data", (chunk: Buffer) => (bytes += chunk.length));
+      socket.on("end", () => socket.end(`${bytes}`));
+    }),
+  );
+  const echo = portOf(await listen((socket) => socket.pipe(socket)));
+  const relay = portOf(await relayTo(echo));
   const identity = await loadTunnelIdentity(stateDir);
   const tunnel = new TunnelServer({
     identity,
     host: "127.0.0.1",
     port: 0,
     isAllowed: (fingerprint) => fingerprint === allowed,
-    resolveTarget: (name) => ({ sink, echo })[name],
+    resolveTarget: (name) => ({ sink, echo, rpc })[name],
     log,
   });
   await tunnel.start();
@@ -140,8 +148,14 @@ async function pingPong(port: number): Promise<number> {
   return micros;
 }
 
-/** Throughput and round trips, each `repeats` times, straight and through the tunnel. */
-export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
+/** A tunnel peer in this process linked to a tunnel server in a child, as a host to a worker. */
+interface TunnelPair {
+  far: FarSide;
+  peer: TunnelPeer;
+  close(): Promise<void>;
+}
+
+async function tunnelPair(rpc?: number): Promise<TunnelPair> {
   const hostDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
   const workerDir = await mkdtemp(join(tmpdir(), "rolemesh-bench-tunnel-"));
   const identity = await loadTunnelIdentity(hostDir);
@@ -154,6 +168,7 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
       "--far-side",
       workerDir,
       identity.fingerprint,
+      ...(rpc === undefined ? [] : [String(rpc)]),
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
@@ -168,11 +183,39 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
     log,
   });
   peer.start();
+  const close = async () => {
+    await peer.close();
+    child.kill();
+    await exited;
+    await rm(hostDir, { recursive: true, force: true });
+    await rm(workerDir, { recursive: true, force: true });
+  };
   try {
     await peer.ready(10_000);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { far, peer, close };
+}
+
+/**
+ * A 127.0.0.1 port whose connections come out at `target` through the agents' tunnel alone —
+ * no agent, no gateway — for llama-server's `--rpc`.
+ */
+export async function tunnelTo(target: number): Promise<{ port: number; close(): Promise<void> }> {
+  const pair = await tunnelPair(target);
+  return { port: await pair.peer.openLocal("rpc"), close: pair.close };
+}
+
+/** Throughput and round trips, each `repeats` times, straight and through the tunnel. */
+export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
+  const { far, peer, close } = await tunnelPair();
+  const relayServer = await relayTo(far.relay);
+  try {
     const tunnelSink = await peer.openLocal("sink");
     const tunnelEcho = await peer.openLocal("echo");
-    const relayEcho = await relayTo(far.relay);
+    const relayEcho = portOf(relayServer);
     const throughput = { direct: [] as number[], tunnel: [] as number[] };
     const roundTrip = { direct: [] as number[], tunnel: [] as number[], relay: [] as number[] };
     for (let i = 0; i < repeats; i++) {
@@ -196,16 +239,14 @@ export async function tunnelCost(repeats: number): Promise<TunnelCostRow[]> {
       },
     ];
   } finally {
-    await peer.close();
-    child.kill();
-    await exited;
-    await rm(hostDir, { recursive: true, force: true });
-    await rm(workerDir, { recursive: true, force: true });
+    relayServer.close();
+    await close();
   }
 }
 
 if (process.argv[2] === "--far-side") {
-  await farSide(process.argv[3]!, process.argv[4]!);
+  const rpc = process.argv[5];
+  await farSide(process.argv[3]!, process.argv[4]!, rpc === undefined ? undefined : Number(rpc));
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const { what, direct, tunnel, plainRelay } of await tunnelCost(3)) {
     const runs = (value: Figure) => value.runs.map((run) => run.toFixed(0)).join(", ");

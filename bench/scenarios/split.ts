@@ -35,7 +35,7 @@ import { getJson, postJson } from "../lib/client.js";
 import { until, waitForPeers } from "../lib/gateway-status.js";
 import { figure } from "../lib/stats.js";
 import type { Figure } from "../lib/stats.js";
-import { tunnelCost } from "../tunnel-throughput.js";
+import { tunnelCost, tunnelTo } from "../tunnel-throughput.js";
 import type { TunnelCostRow } from "../tunnel-throughput.js";
 
 export interface SplitSpeedRow {
@@ -208,6 +208,11 @@ async function measureModel(
           path: "direct loopback RPC, the host's split",
           args: `--rpc <rpc-server> ${sameSplit}`,
           url: await direct.start(hostArgs),
+        },
+        {
+          path: "the agents' tunnel alone (no agent, no gateway)",
+          args: `--rpc <tunnel> ${sameSplit}`,
+          url: await direct.start(hostArgs, { throughTunnel: true }),
         },
         {
           path: "gateway → host agent → tunnel → worker",
@@ -411,6 +416,7 @@ async function decodeSpeeds(
 class DirectServers {
   readonly #build: EngineBuild;
   readonly #started: ManagedProcess[] = [];
+  readonly #tunnels: { close(): Promise<void> }[] = [];
   /** The last lines they printed, to say why one did not start. */
   readonly #output = new LogTail(20);
 
@@ -418,8 +424,14 @@ class DirectServers {
     this.#build = build;
   }
 
-  /** Starts one on a free port; its URL once it answers /health. */
-  async start(llamaServerArgs: string[]): Promise<string> {
+  /**
+   * Starts one on a free port; its URL once it answers /health. With `throughTunnel` its
+   * rpc-server is reached through a tunnel peer here and a tunnel server in a child process.
+   */
+  async start(
+    llamaServerArgs: string[],
+    options: { throughTunnel?: boolean } = {},
+  ): Promise<string> {
     let args = llamaServerArgs;
     if (args.includes("--rpc")) {
       const rpcPort = await freeLoopbackPort();
@@ -428,7 +440,13 @@ class DirectServers {
         rpcServerArgs(CPU, rpcPort, { threads: THREADS, cache: false }),
       );
       await this.#ready("rpc-server", () => loopbackPortAccepts(rpcPort));
-      args = [...without(args, ["--rpc"]), "--rpc", `127.0.0.1:${rpcPort}`];
+      let port = rpcPort;
+      if (options.throughTunnel) {
+        const tunnel = await tunnelTo(rpcPort);
+        this.#tunnels.push(tunnel);
+        port = tunnel.port;
+      }
+      args = [...without(args, ["--rpc"]), "--rpc", `127.0.0.1:${port}`];
     }
     const port = await freeLoopbackPort();
     this.#run(this.#build.llamaServer, [...without(args, ["--port"]), "--port", String(port)]);
@@ -444,6 +462,7 @@ class DirectServers {
   async stop(): Promise<void> {
     for (const proc of this.#started.reverse()) await proc.stop(2000);
     this.#started.length = 0;
+    for (const tunnel of this.#tunnels.splice(0)) await tunnel.close();
   }
 
   #run(command: string, args: string[]): void {

@@ -29,9 +29,9 @@ import { playedDevice, playedNode } from "./helpers/played-node.js";
 
 const JOIN_TOKEN = "join-token-for-tests-0123";
 const HEARTBEAT_S = 1;
-const chat = (model: string) => ({
+const chat = (model: string, content = "Once upon a time") => ({
   model,
-  messages: [{ role: "user", content: "Once upon a time" }],
+  messages: [{ role: "user", content }],
   max_tokens: 4,
 });
 const joinHeaders = { authorization: `Bearer ${JOIN_TOKEN}` };
@@ -125,10 +125,11 @@ describe("one gateway, three agents", () => {
     );
   });
 
-  test("a role is spread over the nodes that serve it; a model id goes to its node; unknown is 404", async () => {
+  test("a role's conversations are spread over the nodes that serve it; a model id goes to its node; unknown is 404", async () => {
     const served = new Set<string>();
-    for (let i = 0; i < 9; i++) {
-      const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("chat"));
+    for (let i = 0; i < 12; i++) {
+      const tale = chat("chat", `Tell me tale number ${i}`);
+      const answer = await postJson(`${gateway.url}/v1/chat/completions`, tale);
       assert.equal(answer.status, 200, answer.text);
       assert.equal(answer.headers["x-rolemesh-model"], "stories");
       served.add(String(answer.headers["x-rolemesh-node"]));
@@ -172,9 +173,10 @@ describe("one gateway, three agents", () => {
         (await postJson(nodesUrl("register"), node, { headers: joinHeaders })).status,
         200,
       );
-      // The two nodes of "solo" take turns being tried first.
-      for (let i = 0; i < 4; i++) {
-        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("solo"));
+      // Conversations of "solo" are ranked over both of its nodes: some try the dying one first.
+      for (let i = 0; i < 8; i++) {
+        const tale = chat("solo", `Tell me tale number ${i}`);
+        const answer = await postJson(`${gateway.url}/v1/chat/completions`, tale);
         assert.equal(answer.status, 200, answer.text);
         assert.equal(answer.headers["x-rolemesh-node"], "node-0");
       }

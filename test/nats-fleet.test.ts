@@ -96,10 +96,14 @@ describe("a fleet over NATS", () => {
         async () => (await status(gateway)).gateways.length === 2,
         `${gateway.url} to list both gateways`,
       );
-      // Least load first, ties taken in turn: both nodes serve sooner or later.
+      // Conversations are ranked over both nodes: both serve sooner or later.
       const served = new Set<string>();
+      let conversation = 0;
       await waitUntil(async () => {
-        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat);
+        const answer = await postJson(`${gateway.url}/v1/chat/completions`, {
+          ...chat,
+          messages: [{ role: "user", content: `Hi, I am conversation ${conversation++}` }],
+        });
         assert.equal(answer.status, 200, answer.text);
         served.add(String(answer.headers["x-rolemesh-node"]));
         return served.size === 2;

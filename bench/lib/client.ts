@@ -1,9 +1,10 @@
 /** Single requests for benchmarks that time what happens inside one response. */
 import { request } from "undici";
 
-export const chatBody = (maxTokens: number, stream = false) => ({
+/** A chat request; a `content` of its own makes it another conversation (SPEC §13 routing). */
+export const chatBody = (maxTokens: number, stream = false, content = "Once upon a time") => ({
   model: "stories",
-  messages: [{ role: "user", content: "Once upon a time" }],
+  messages: [{ role: "user", content }],
   max_tokens: maxTokens,
   ...(stream ? { stream: true } : {}),
 });

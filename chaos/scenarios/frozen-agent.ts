@@ -69,9 +69,15 @@ export const frozenAgent: Scenario = {
   },
 };
 
-/** Sends one request and tells whether `nodeId` answered it (both nodes serve `stories`). */
+let conversations = 0;
+
+/**
+ * Sends one request of a new conversation (each is routed by its own prefix) and tells
+ * whether `nodeId` answered it (both nodes serve `stories`).
+ */
 async function servedBy(gatewayUrl: string, nodeId: string): Promise<boolean> {
   if (!(await peers(gatewayUrl))?.some((node) => node.node_id === nodeId)) return false;
-  const answer = await postJson(`${gatewayUrl}/v1/chat/completions`, chatBody(4));
+  const body = chatBody(4, false, `Once upon a time, in conversation ${conversations++}`);
+  const answer = await postJson(`${gatewayUrl}/v1/chat/completions`, body);
   return answer.status === 200 && answer.headers["x-rolemesh-node"] === nodeId;
 }

@@ -177,6 +177,10 @@ export class Gateway implements GatewayApi {
       onAttempt: (nodeId, outcome) => metrics.observeAttempt(nodeId, outcome),
       splitHost: (name) => this.split.host(name),
       hold: (name, signal, notice) => this.waker.hold(name, signal, notice),
+      ...(config.routing === "prefix_affinity"
+        ? { affinityLoadFactor: config.affinity_load_factor }
+        : {}),
+      onAffinity: (outcome) => metrics.observeAffinity(outcome),
       log,
     });
     this.commands = new NodeCommands(

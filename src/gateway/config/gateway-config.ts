@@ -53,6 +53,13 @@ export const GatewayConfigSchema = z
       )
       .default(30),
     ...NATS_CONFIG_KEYS,
+    /**
+     * How a request picks among the nodes that serve it (SPEC §13): by its prompt prefix, so a
+     * conversation returns to the node whose prompt cache holds it, or the least loaded.
+     */
+    routing: z.enum(["prefix_affinity", "least_load"]).default("prefix_affinity"),
+    /** Under prefix affinity no node takes more than this × the mean load; then keys spill. */
+    affinity_load_factor: z.number().min(1).default(1.25),
     /** Capacity that can be woken (SPEC §11); shown apart, never routed to while asleep. */
     wakeable: z.array(WakeableEntrySchema).default([]),
     /** A request that only a sleeping wakeable entry would serve wakes it and waits for it. */

@@ -8,7 +8,9 @@ import { relay, UpstreamUnreachableError } from "../../core/proxy/relay.js";
 import type { RelayResult } from "../../core/proxy/relay.js";
 import { PROCESSING_HEADER } from "../../protocol/processing.js";
 import type { NodeRecord, NodeRegistry } from "../registry/node-registry.js";
-import { rankNodes } from "../router/route-picker.js";
+import { AffinityMemory, affinityKey } from "../router/prefix-affinity.js";
+import type { AffinityOutcome } from "../router/prefix-affinity.js";
+import { rankByAffinity, rankNodes } from "../router/route-picker.js";
 import type { RouteChoice } from "../router/route-picker.js";
 
 export interface ForwarderOptions {
@@ -37,7 +39,22 @@ export interface ForwarderOptions {
    * it waits. Rejects with 503 `waking` or `no_capacity`.
    */
   hold?(name: string, signal: AbortSignal, notice?: (id: string) => void): Promise<boolean>;
+  /**
+   * Routing by prompt prefix (SPEC §13) with this load bound (`affinity_load_factor`); least
+   * load when undefined (`routing: least_load`).
+   */
+  affinityLoadFactor?: number;
+  /** Told how each answered request's affinity went. */
+  onAffinity?(outcome: AffinityOutcome): void;
   log: Logger;
+}
+
+/** The nodes to try for a request, and its prefix key's own node when it has one. */
+interface Route {
+  choices: RouteChoice[];
+  /** The request's prefix key, under prefix affinity. */
+  key?: string;
+  home?: string;
 }
 
 /** One OpenAI request to forward, already read and checked. */
@@ -61,6 +78,7 @@ export class Forwarder {
   readonly #registry: NodeRegistry;
   readonly #options: ForwarderOptions;
   readonly #pools = new Map<string, Pool>();
+  readonly #affinity = new AffinityMemory();
   #turn = 0;
 
   constructor(registry: NodeRegistry, options: ForwarderOptions) {
@@ -80,10 +98,8 @@ export class Forwarder {
   ): Promise<RelayResult> {
     const { name } = request;
     const host = await this.#options.splitHost?.(name);
-    let choices = host
-      ? [{ record: host, modelId: name }]
-      : rankNodes(this.#registry.live(), name, this.#turn++);
-    if (choices.length === 0 && this.#options.hold) {
+    let route: Route = host ? { choices: [{ record: host, modelId: name }] } : this.#route(request);
+    if (route.choices.length === 0 && this.#options.hold) {
       // A held stream hears that it waits, so neither it nor a proxy gives up on silence.
       const notice =
         request.body.stream === true
@@ -93,23 +109,33 @@ export class Forwarder {
             }
           : undefined;
       try {
-        if (await this.#options.hold(name, signal, notice)) {
-          choices = rankNodes(this.#registry.live(), name, this.#turn++);
-        }
-        return await this.#send(request, choices, res, signal);
+        if (await this.#options.hold(name, signal, notice)) route = this.#route(request);
+        return await this.#send(request, route, res, signal);
       } catch (err) {
         // Its stream has begun with 200: the failure is told as its last event.
         if (res.headersSent && !res.writableEnded) res.end(sseEvent(toRoleMeshError(err).toBody()));
         throw err;
       }
     }
-    return this.#send(request, choices, res, signal);
+    return this.#send(request, route, res, signal);
   }
 
-  /** Tries `choices` in turn (see the class comment). */
+  /** The live nodes for the request, by its prompt prefix or by least load. */
+  #route(request: ForwardRequest): Route {
+    const live = this.#registry.live();
+    const factor = this.#options.affinityLoadFactor;
+    const key =
+      factor === undefined ? undefined : affinityKey(request.endpoint, request.body, request.name);
+    if (factor === undefined || key === undefined) {
+      return { choices: rankNodes(live, request.name, this.#turn++) };
+    }
+    return { key, ...rankByAffinity(live, request.name, key, factor, this.#turn++) };
+  }
+
+  /** Tries the route's nodes in turn (see the class comment). */
   async #send(
     request: ForwardRequest,
-    choices: RouteChoice[],
+    { choices, key, home }: Route,
     res: ServerResponse,
     signal: AbortSignal,
   ): Promise<RelayResult> {
@@ -136,6 +162,16 @@ export class Forwarder {
         modelId === name
           ? request.raw
           : Buffer.from(JSON.stringify({ ...request.body, model: modelId }));
+      // Whether the node likely holds the prefix: it went there last (hit), it is the key's own
+      // node but new to it (miss), or the key's node was over the load bound (overflow).
+      const affinity: AffinityOutcome | undefined =
+        key === undefined
+          ? undefined
+          : record.nodeId !== home
+            ? "overflow"
+            : this.#affinity.sent(key, record.nodeId)
+              ? "hit"
+              : "miss";
       record.inFlight++;
       try {
         const result = await relay({
@@ -150,9 +186,14 @@ export class Forwarder {
             ...processing,
             ...(record.authToken ? { authorization: `Bearer ${record.authToken}` } : {}),
           },
-          responseHeaders: { "x-rolemesh-node": record.nodeId, "x-rolemesh-model": modelId },
+          responseHeaders: {
+            "x-rolemesh-node": record.nodeId,
+            "x-rolemesh-model": modelId,
+            ...(affinity ? { "x-rolemesh-affinity": affinity } : {}),
+          },
         });
         this.#registry.connectSucceeded(record.nodeId);
+        if (affinity) this.#options.onAffinity?.(affinity);
         const broke = !result.complete && !signal.aborted;
         this.#options.onAttempt?.(record.nodeId, broke ? "upstream_error" : "ok");
         return result;

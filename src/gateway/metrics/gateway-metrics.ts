@@ -48,6 +48,7 @@ export class GatewayMetrics {
   readonly #registryMessages: Counter<"message" | "outcome">;
   readonly #eventClientsRefused: Counter;
   readonly #registryLag: Histogram;
+  readonly #affinity: Counter<"outcome">;
   readonly #wakes: Counter<"entry">;
   readonly #wakeFailures: Counter<"entry">;
   readonly #wakeDuration: Histogram;
@@ -150,6 +151,14 @@ export class GatewayMetrics {
       help: "/api/events streams refused because max_event_clients were open.",
       registers,
     });
+    this.#affinity = new Counter({
+      name: "rolemesh_gateway_affinity_total",
+      help:
+        "Requests routed by prompt prefix, by outcome: hit (to the node the prefix went to " +
+        "last), miss (to its own node, new to it) or overflow (its node was over the load bound).",
+      labelNames: ["outcome"],
+      registers,
+    });
     this.#wakes = new Counter({
       name: "rolemesh_gateway_wakes_total",
       help: "Wakes this gateway ran, by wakeable entry (one per entry however many requests).",
@@ -209,6 +218,10 @@ export class GatewayMetrics {
 
   eventClientRefused(): void {
     this.#eventClientsRefused.inc();
+  }
+
+  observeAffinity(outcome: string): void {
+    this.#affinity.inc({ outcome });
   }
 
   /** Hooks for the waker (SPEC §11). */

@@ -1,4 +1,5 @@
 import type { NodeRecord } from "../registry/node-registry.js";
+import { affinityOrder } from "./prefix-affinity.js";
 
 /** A node to try for a request, and the model id to ask it for. */
 export interface RouteChoice {
@@ -6,14 +7,67 @@ export interface RouteChoice {
   modelId: string;
 }
 
+/** A node that serves a name, with what ranking reads. */
+interface Candidate extends RouteChoice {
+  /** The model is ready on one of its devices, whose queue has room. */
+  ready: boolean;
+  /** The model is loaded (or loading) on one of its devices. */
+  loaded: boolean;
+  /** The gateway's own in-flight count plus the node's reported queue. */
+  load: number;
+  /**
+   * What the affinity bound compares: the gateway's own in-flight count, exact at once, plus
+   * the requests the node reported waiting in its queue (from any gateway). Not its reported
+   * in-flight count: that repeats this gateway's own a heartbeat late, and would push a
+   * conversation's next turn off its node at the lowest loads.
+   */
+  boundLoad: number;
+}
+
 /**
  * The nodes that serve `name` (a model id or a role), best first (SPEC §7.3): a node with the
- * model loaded and ready and a queue with room, then the least loaded (the gateway's own
- * in-flight count plus the node's reported queue). Ties rotate with `turn`, so equal nodes
- * share the work.
+ * model loaded and ready and a queue with room, then the least loaded. Ties rotate with
+ * `turn`, so equal nodes share the work.
  */
 export function rankNodes(nodes: readonly NodeRecord[], name: string, turn: number): RouteChoice[] {
-  const choices: (RouteChoice & { ready: boolean; load: number })[] = [];
+  return byLeastLoad(candidatesFor(nodes, name), turn).map(toChoice);
+}
+
+/**
+ * The nodes that serve `name`, in the order to try them for a request whose prompt prefix is
+ * `key` (SPEC §13): the nodes that have the model loaded (all that serve it when none has) in
+ * the key's ranking under the load bound (prefix-affinity.ts), then the others least loaded
+ * first — so affinity never makes a node switch models while another has it. `home` is the
+ * key's own node.
+ */
+export function rankByAffinity(
+  nodes: readonly NodeRecord[],
+  name: string,
+  key: string,
+  loadFactor: number,
+  turn: number,
+): { choices: RouteChoice[]; home: string | undefined } {
+  const all = candidatesFor(nodes, name);
+  const loaded = all.filter((candidate) => candidate.loaded);
+  const pool = loaded.length > 0 ? loaded : all;
+  const { order, home } = affinityOrder(
+    key,
+    pool.map((candidate) => ({
+      ...candidate,
+      id: candidate.record.nodeId,
+      load: candidate.boundLoad,
+    })),
+    loadFactor,
+  );
+  const others = byLeastLoad(
+    all.filter((candidate) => !pool.includes(candidate)),
+    turn,
+  );
+  return { choices: [...order, ...others].map(toChoice), home: home?.id };
+}
+
+function candidatesFor(nodes: readonly NodeRecord[], name: string): Candidate[] {
+  const candidates: Candidate[] = [];
   for (const record of nodes) {
     const modelId = pickModel(record, name);
     if (!modelId) continue;
@@ -22,27 +76,45 @@ export function rankNodes(nodes: readonly NodeRecord[], name: string, turn: numb
       (sum, device) => sum + device.queue.in_flight + device.queue.pending,
       0,
     );
-    const ready = devices.some(
+    const pending = devices.reduce((sum, device) => sum + device.queue.pending, 0);
+    const holding = devices.filter((device) => device.server.model_id === modelId);
+    const ready = holding.some(
       (device) =>
         device.server.state === "ready" &&
-        device.server.model_id === modelId &&
         device.queue.in_flight + device.queue.pending < device.queue.limit,
     );
-    choices.push({ record, modelId, ready, load: record.inFlight + queued });
+    const loaded = holding.some(
+      (device) => device.server.state === "ready" || device.server.state === "starting",
+    );
+    candidates.push({
+      record,
+      modelId,
+      ready,
+      loaded,
+      load: record.inFlight + queued,
+      boundLoad: record.inFlight + pending,
+    });
   }
-  const rotated = choices.map((choice, index) => ({
-    choice,
-    tiebreak:
-      (index - (turn % Math.max(1, choices.length)) + choices.length) % Math.max(1, choices.length),
-  }));
-  rotated.sort(
-    (a, b) =>
-      Number(b.choice.ready) - Number(a.choice.ready) ||
-      a.choice.load - b.choice.load ||
-      a.tiebreak - b.tiebreak,
-  );
-  return rotated.map(({ choice }) => ({ record: choice.record, modelId: choice.modelId }));
+  return candidates;
 }
+
+function byLeastLoad(candidates: Candidate[], turn: number): Candidate[] {
+  const count = Math.max(1, candidates.length);
+  return candidates
+    .map((candidate, index) => ({
+      candidate,
+      tiebreak: (index - (turn % count) + candidates.length) % count,
+    }))
+    .sort(
+      (a, b) =>
+        Number(b.candidate.ready) - Number(a.candidate.ready) ||
+        a.candidate.load - b.candidate.load ||
+        a.tiebreak - b.tiebreak,
+    )
+    .map(({ candidate }) => candidate);
+}
+
+const toChoice = ({ record, modelId }: RouteChoice): RouteChoice => ({ record, modelId });
 
 /** True when a node serves `name`, as a model id or a role. */
 export function offers(nodes: readonly NodeRecord[], name: string): boolean {

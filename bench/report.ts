@@ -4,6 +4,7 @@ import type { FailoverResult } from "./scenarios/failover.js";
 import type { Footprint } from "./scenarios/footprint.js";
 import type { GatewayFailoverResult } from "./scenarios/gateway-failover.js";
 import type { RelayRow } from "./scenarios/relay.js";
+import type { AffinitySection } from "./scenarios/affinity.js";
 import type { SplitSection } from "./scenarios/split.js";
 import type { NatsScaleRow } from "./scenarios/registry-nats.js";
 import type { ScaleRow } from "./scenarios/registry-scale.js";
@@ -23,6 +24,7 @@ export interface BenchResults {
   footprint?: Footprint;
   engine?: EngineRow[];
   split?: SplitSection;
+  affinity?: AffinitySection;
 }
 
 /** `median (p99)` of a figure. */
@@ -226,6 +228,7 @@ export function writeReport(results: BenchResults): string {
     }
   }
   if (results.split) out.push("", ...splitReport(results.split));
+  if (results.affinity) out.push("", ...affinityReport(results.affinity));
   return `${out.join("\n")}\n`;
 }
 
@@ -310,6 +313,45 @@ function splitReport(split: SplitSection): string[] {
     ),
     "",
     "`bench/tunnel-throughput.ts`: bytes pushed, and a 64-byte message echoed back 5000 times one at a time, straight to a server in another process and through a tunnel peer to a tunnel server in that process (TLS 1.3 both ways). The plain relay makes the same hops — a TCP relay in this process to one in the other — with no TLS and no HTTP/2: what separates it from loopback is what any relay through two more processes costs, and what separates the tunnel from it is encryption and framing.",
+  );
+  return out;
+}
+
+function affinityReport(affinity: AffinitySection): string[] {
+  const out = [
+    "## P9 Routing by prompt prefix (stories260K, 4 agents with the real llama-server, 2 slots each)",
+    "",
+  ];
+  if ("skipped" in affinity) return [...out, `Skipped: ${affinity.skipped}.`];
+  const [withAffinity, leastLoad] = affinity.modes;
+  out.push(
+    table(
+      [
+        "routing",
+        "TTFT p50, later turns",
+        "TTFT p99, later turns",
+        "TTFT p50, first turns",
+        "turns/s",
+        "turns on the previous turn's node",
+      ],
+      affinity.modes.map((mode) => [
+        `\`${mode.routing}\``,
+        `${round(mode.ttftMs.p50, 0)} ms`,
+        `${round(mode.ttftMs.p99, 0)} ms`,
+        `${round(mode.firstTurnTtftMs, 0)} ms`,
+        round(mode.turnsPerSecond, 1),
+        `${Math.round(mode.sameNodeShare * 100)} %`,
+      ]),
+    ),
+    "",
+    `8 sessions at once, each a system prompt of its own (about 800 characters) and 4 turns of 8 streamed tokens; the run whose later-turn p50 is the median of ${affinity.ttftRatio.runs.length}. TTFT p50 of later turns, prefix affinity over least load: ${fig(affinity.ttftRatio, 2)} (runs ${affinity.ttftRatio.runs.map((r) => round(r, 2)).join(", ")}; goal ≤ 0.5 with throughput not lower: ${withAffinity && leastLoad ? `${ratio(withAffinity.turnsPerSecond, leastLoad.turnsPerSecond)}` : "–"}).`,
+    "",
+    `Skew: ${affinity.skew.requests} requests with one prefix at once went ${Object.entries(
+      affinity.skew.perNode,
+    )
+      .sort()
+      .map(([node, count]) => `${count} to ${node}`)
+      .join(", ")}; the load bound (1.25 × the mean) is ${affinity.skew.bound}.`,
   );
   return out;
 }

@@ -9,6 +9,7 @@ import { cpus, hostname, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { ROOT, stopAll } from "./lib/cluster.js";
 import { writeReport } from "./report.js";
+import { prefixAffinity } from "./scenarios/affinity.js";
 import { engineSpeed } from "./scenarios/engine.js";
 import { failover } from "./scenarios/failover.js";
 import { footprint } from "./scenarios/footprint.js";
@@ -76,6 +77,7 @@ const results = {
   split: await section("split", () =>
     splitInference({ runs: quick ? 2 : 5, repeats: quick ? 1 : 3 }),
   ),
+  affinity: await section("affinity", () => prefixAffinity({ runs: quick ? 1 : 3 })),
 };
 
 const dir = join(ROOT, "bench/results");

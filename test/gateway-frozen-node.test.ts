@@ -123,9 +123,10 @@ describe("a frozen agent and the first-byte deadline", () => {
   test("requests the frozen node holds are served by the other node", GENEROUS, async () => {
     const { gateway } = handle;
     await whileFrozen(handle.nodes.get("frozen")!, async () => {
-      // Equal nodes take turns being tried first: the frozen one is first for some of these.
-      for (let i = 0; i < 4; i++) {
-        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("chat"));
+      // Conversations are ranked over both nodes: the frozen one is first for some of these.
+      for (let i = 0; i < 6; i++) {
+        const tale = { messages: [{ role: "user", content: `Tell me tale number ${i}` }] };
+        const answer = await postJson(`${gateway.url}/v1/chat/completions`, chat("chat", tale));
         assert.equal(answer.status, 200, answer.text);
         assert.equal(answer.headers["x-rolemesh-node"], "steady");
       }

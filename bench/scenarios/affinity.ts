@@ -10,13 +10,13 @@ import { buildFor } from "../../src/agent/engines/build/engine-cache.js";
 import type { EngineBuild } from "../../src/agent/engines/build/engine-cache.js";
 import { start, stop, STORIES_MODEL } from "../lib/cluster.js";
 import type { Started } from "../lib/cluster.js";
-import { timedStream } from "../lib/client.js";
+import { postJson, timedStream } from "../lib/client.js";
 import { waitForPeers } from "../lib/gateway-status.js";
 import { figure, percentile } from "../lib/stats.js";
 import type { Figure } from "../lib/stats.js";
 
 const AGENTS = 4;
-const SESSIONS = 8;
+const SESSIONS = 4;
 const TURNS = 4;
 const LOAD_FACTOR = 1.25;
 
@@ -45,7 +45,7 @@ export type AffinitySection = AffinityResult | { skipped: string };
 /** A system prompt of its own for session `id`: long enough that evaluating it dominates. */
 function systemPrompt(id: number): string {
   const story = `You are storyteller ${id}. You tell short stories about a little cat named Tom ${id} who lives in a small house near the big green park with his friend, a happy dog. `;
-  return story.repeat(6);
+  return story.repeat(24);
 }
 
 function turnBody(session: number, turn: number, systemOf = systemPrompt) {
@@ -119,8 +119,8 @@ async function withCluster<T>(
       );
     }
     for (const agent of agents) {
-      const loaded = await fetch(`${agent.url}/v1/node/models/stories/load`, { method: "POST" });
-      if (!loaded.ok) throw new Error(`load answered ${loaded.status}`);
+      const loaded = await postJson(`${agent.url}/v1/node/models/stories/load`, {});
+      if (loaded.status !== 200) throw new Error(`load answered ${loaded.status}`);
     }
     await waitForPeers(
       gateway.url,

@@ -344,7 +344,7 @@ function affinityReport(affinity: AffinitySection): string[] {
       ]),
     ),
     "",
-    `4 sessions at once, each a system prompt of its own (about 3,800 characters, some 1,300 tokens) and 4 turns of 8 streamed tokens; the run whose later-turn p50 is the median of ${affinity.ttftRatio.runs.length}. TTFT p50 of later turns, prefix affinity over least load: ${fig(affinity.ttftRatio, 2)} (runs ${affinity.ttftRatio.runs.map((r) => round(r, 2)).join(", ")}; goal ≤ 0.5 with throughput not lower: ${withAffinity && leastLoad ? `${ratio(withAffinity.turnsPerSecond, leastLoad.turnsPerSecond)}` : "–"}).`,
+    `8 sessions at once, each a system prompt of its own (about 1,900 characters, some 650 tokens) and 4 turns of 8 streamed tokens; the run whose later-turn p50 is the median of ${affinity.ttftRatio.runs.length}. TTFT p50 of later turns, prefix affinity over least load: ${fig(affinity.ttftRatio, 2)} (runs ${affinity.ttftRatio.runs.map((r) => round(r, 2)).join(", ")}; goal ≤ 0.5 with throughput not lower: ${withAffinity && leastLoad ? `${ratio(withAffinity.turnsPerSecond, leastLoad.turnsPerSecond)}` : "–"}).`,
     "",
     `Skew: ${affinity.skew.requests} requests with one prefix at once went ${Object.entries(
       affinity.skew.perNode,

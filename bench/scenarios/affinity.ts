@@ -16,7 +16,7 @@ import { figure, percentile } from "../lib/stats.js";
 import type { Figure } from "../lib/stats.js";
 
 const AGENTS = 4;
-const SESSIONS = 4;
+const SESSIONS = 8;
 const TURNS = 4;
 const LOAD_FACTOR = 1.25;
 
@@ -45,7 +45,7 @@ export type AffinitySection = AffinityResult | { skipped: string };
 /** A system prompt of its own for session `id`: long enough that evaluating it dominates. */
 function systemPrompt(id: number): string {
   const story = `You are storyteller ${id}. You tell short stories about a little cat named Tom ${id} who lives in a small house near the big green park with his friend, a happy dog. `;
-  return story.repeat(24);
+  return story.repeat(12);
 }
 
 function turnBody(session: number, turn: number, systemOf = systemPrompt) {

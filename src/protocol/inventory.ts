@@ -108,6 +108,8 @@ export interface ModelInventory {
   /** Whether it may be split across nodes (SPEC §12); absent from older agents: `never`. */
   split?: SplitMode;
   split_max_nodes?: number;
+  /** Requests one server of the model runs at once (its slots); absent from older agents. */
+  parallel?: number;
 }
 
 export interface NodeInventory {

@@ -120,6 +120,7 @@ const modelInventory = objectOf<ModelInventory>({
   loaded_on: names(DEVICES_MAX),
   split: z.enum(SPLIT_MODES).optional(),
   split_max_nodes: z.int().min(1).max(SPLIT_NODES_MAX).optional(),
+  parallel: z.int().min(1).max(1024).optional(),
 });
 
 const splitGroup = objectOf<SplitGroupInfo>({

@@ -55,6 +55,7 @@ export function nodeInventory(source: InventorySource): NodeInventory {
       loaded_on: scheduler.devicesWith(model.model_id).map((device) => device.id),
       split: model.split,
       split_max_nodes: model.split_max_nodes,
+      parallel: model.parallel,
     })),
     split_groups: [...source.splitGroups],
   };

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AffinityMemory, affinityKey, affinityOrder } from "./prefix-affinity.js";
+import type { AffinityCandidate } from "./prefix-affinity.js";
 
 const chat = (system: string, ...turns: string[]) => ({
   messages: [
@@ -27,9 +28,9 @@ test("a conversation keeps its key turn after turn; its system prompt, tools, fi
   assert.equal(affinityKey("/v1/embeddings", { input: "text" }, "m"), undefined);
 });
 
-const nodes = (...ids: string[]) => ids.map((id) => ({ id, load: 0 }));
+const nodes = (...ids: string[]) => ids.map((id) => ({ id, load: 0, slots: 0 }));
 const keys = Array.from({ length: 2000 }, (_, i) => `key-${i}`);
-const homes = (candidates: { id: string; load: number }[]) =>
+const homes = (candidates: AffinityCandidate[]) =>
   new Map(keys.map((key) => [key, affinityOrder(key, candidates, 1.25).order[0]!.id]));
 
 test("keys spread over the nodes; a node that leaves moves only its own keys, one that joins takes only keys", () => {
@@ -78,4 +79,18 @@ test("the memory tells a repeat to the same node (hit) from a first visit (miss)
   memory.sent("k2", "a");
   memory.sent("k3", "a");
   assert.equal(memory.sent("k1", "b"), false, "k1 was forgotten");
+});
+
+test("a node with a free slot keeps its key whatever the mean; a full one passes it on at the bound", () => {
+  const key = "a conversation";
+  const idle = nodes("a", "b", "c", "d").map((node) => ({ ...node, slots: 2 }));
+  const home = affinityOrder(key, idle, 1.25).home!;
+  // One request in flight, on its node: the bound is ceil(1.25 × 2 / 4) = 1, but a slot is free.
+  const busy = idle.map((node) => (node === home ? { ...node, load: 1 } : node));
+  assert.equal(
+    affinityOrder(key, busy, 1.25).order[0],
+    busy.find((n) => n.id === home.id),
+  );
+  const full = idle.map((node) => (node === home ? { ...node, load: 2 } : node));
+  assert.notEqual(affinityOrder(key, full, 1.25).order[0]!.id, home.id);
 });

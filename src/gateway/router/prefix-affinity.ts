@@ -4,7 +4,9 @@
  * each key — the same ranking on every gateway with no coordination, and a node that leaves
  * moves only its own keys — and a load bound (as in consistent hashing with bounded loads,
  * Mirrokni et al. 2018; KubeAI's PrefixHash) passes a key on down its ranking while its node
- * holds more than `loadFactor` × the mean load.
+ * holds more than `loadFactor` × the mean load and has no free slot. The slot exception matters
+ * at low load, where the bound alone would split a node's conversations across the fleet
+ * although the node could run them all at once.
  */
 import { createHash } from "node:crypto";
 import type { OpenAIEndpoint } from "../../core/proxy/openai-request.js";
@@ -54,6 +56,11 @@ export interface AffinityCandidate {
   id: string;
   /** Requests it holds now (in flight and queued); the bound compares these. */
   load: number;
+  /**
+   * Requests it runs at once (its servers' slots for the model): below that it takes the key
+   * whatever the mean, since it answers no later than an idle node would.
+   */
+  slots: number;
 }
 
 /**
@@ -72,7 +79,9 @@ export function affinityOrder<T extends AffinityCandidate>(
     .map(({ candidate }) => candidate);
   const total = candidates.reduce((sum, candidate) => sum + candidate.load, 0) + 1;
   const bound = Math.ceil((loadFactor * total) / Math.max(1, candidates.length));
-  const within = ranked.findIndex((candidate) => candidate.load + 1 <= bound);
+  const within = ranked.findIndex(
+    (candidate) => candidate.load < candidate.slots || candidate.load + 1 <= bound,
+  );
   const home = ranked[0];
   if (within <= 0) return { order: ranked, home };
   return {

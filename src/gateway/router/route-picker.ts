@@ -22,6 +22,8 @@ interface Candidate extends RouteChoice {
    * conversation's next turn off its node at the lowest loads.
    */
   boundLoad: number;
+  /** Requests its servers of the model run at once: slots per server (0 if not reported). */
+  slots: number;
 }
 
 /**
@@ -86,6 +88,8 @@ function candidatesFor(nodes: readonly NodeRecord[], name: string): Candidate[] 
     const loaded = holding.some(
       (device) => device.server.state === "ready" || device.server.state === "starting",
     );
+    const parallel = record.snapshot.models.find((model) => model.id === modelId)?.parallel ?? 0;
+    const serving = holding.filter((device) => device.server.state === "ready").length;
     candidates.push({
       record,
       modelId,
@@ -93,6 +97,7 @@ function candidatesFor(nodes: readonly NodeRecord[], name: string): Candidate[] 
       loaded,
       load: record.inFlight + queued,
       boundLoad: record.inFlight + pending,
+      slots: parallel * serving,
     });
   }
   return candidates;

@@ -1,4 +1,5 @@
 import type { Logger } from "../../core/logger.js";
+import { Serial } from "../../core/async.js";
 import { RoleMeshError } from "../../core/errors.js";
 import type { MessageOrder, NodeSnapshot, RegisterRequest } from "../../protocol/registry.js";
 import type { RegistryClient } from "./registry-client.js";
@@ -46,8 +47,8 @@ export class Registrar {
   #shortenSleep: ((atMost: number) => void) | undefined;
   /** The running loop, and how to end it (each loop has its own, so a resumed one is not ended). */
   #loop: { done: Promise<void>; halt: AbortController } | undefined;
-  /** The last halt (loop ended, then deregistered); halts run one after another. */
-  #halting: Promise<void> = Promise.resolve();
+  /** Halts (loop ended, then deregistered) and the restarts that wait for them, in turn. */
+  readonly #halts = new Serial();
   #resumeTimer: NodeJS.Timeout | undefined;
   #secret: string | undefined;
 
@@ -100,7 +101,7 @@ export class Registrar {
     this.#resumeTimer = setTimeout(() => {
       this.#paused = false;
       // After the pause's deregistration, so the register is not overtaken by it.
-      void this.#halting.then(() => this.start());
+      void this.#halts.run(async () => this.start());
     }, delayMs).unref();
   }
 
@@ -116,11 +117,10 @@ export class Registrar {
     const loop = this.#loop;
     this.#loop = undefined;
     loop?.halt.abort();
-    this.#halting = this.#halting.then(async () => {
+    return this.#halts.run(async () => {
       await loop?.done;
       await this.#deregister();
     });
-    return this.#halting;
   }
 
   async #deregister(): Promise<void> {

@@ -100,6 +100,14 @@ export class Waker extends EventEmitter<{ change: [] }> {
         if (this.#held > 0) this.#wakeHeld();
         return;
       }
+      // In a large fleet nodes come and go all the time: only those an entry becomes count.
+      const nodeId =
+        event.type === "node_removed"
+          ? event.node_id
+          : event.type === "node_registered"
+            ? event.node.node_id
+            : undefined;
+      if (nodeId === undefined || !this.#concerns(nodeId)) return;
       this.#announce();
       if (event.type === "node_registered") void this.#completeWakes();
     });
@@ -231,6 +239,13 @@ export class Waker extends EventEmitter<{ change: [] }> {
     const { registry } = this.#options;
     if (entry.node_id) return registry.get(entry.node_id) !== undefined;
     return entry.models.some((name) => this.#serves(name));
+  }
+
+  /** Whether `nodeId` coming or going may change an entry: its node, or any for an entry without one. */
+  #concerns(nodeId: string): boolean {
+    return this.#options.entries
+      .list()
+      .some((entry) => entry.node_id === undefined || entry.node_id === nodeId);
   }
 
   /** A live node that takes requests (not draining) serves the model or role. */

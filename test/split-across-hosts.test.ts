@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connect as connectTls } from "node:tls";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import type { PeerStatus, StatusResponse } from "../src/protocol/registry.js";
@@ -29,6 +28,7 @@ import {
 import { makeNetns, whyNoNetns } from "./helpers/netns.js";
 import type { NetworkNamespace } from "./helpers/netns.js";
 import { listeningSockets } from "./helpers/proc-net.js";
+import { probeWithoutCertificate } from "./helpers/tunnel-kit.js";
 
 const run = promisify(execFile);
 
@@ -144,13 +144,7 @@ describe("split inference between two hosts", { skip }, () => {
     // TLS without a client certificate to the worker's tunnel, across the link: closed, and
     // nothing answered.
     const { port } = (await peer(worker))!.tunnel!;
-    const socket = connectTls({ host: address, port, rejectUnauthorized: false });
-    const received: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => received.push(chunk));
-    socket.on("error", () => {});
-    socket.once("secureConnect", () => socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-    await new Promise((resolve) => socket.once("close", resolve));
-    assert.equal(Buffer.concat(received).length, 0);
+    assert.equal((await probeWithoutCertificate(address, port)).length, 0);
   });
 });
 

@@ -8,7 +8,6 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { connect } from "node:tls";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { readIdentity } from "../src/core/process/process-identity.js";
@@ -25,6 +24,7 @@ import {
   waitUntil,
 } from "./helpers/launcher.js";
 import { listeningSockets } from "./helpers/proc-net.js";
+import { probeWithoutCertificate } from "./helpers/tunnel-kit.js";
 
 const HEARTBEAT_S = 1;
 const prompt = (model: string) => ({
@@ -124,13 +124,7 @@ describe(
 
       // TLS without a client certificate to the worker's tunnel: closed, nothing answered.
       const { port } = (await peer(worker))!.tunnel!;
-      const socket = connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
-      const received: Buffer[] = [];
-      socket.on("data", (chunk: Buffer) => received.push(chunk));
-      socket.on("error", () => {});
-      socket.once("secureConnect", () => socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-      await new Promise((resolve) => socket.once("close", resolve));
-      assert.equal(Buffer.concat(received).length, 0);
+      assert.equal((await probeWithoutCertificate("127.0.0.1", port)).length, 0);
     });
 
     test("an rpc-server killed: a clean error at most, then the group serves again", async () => {

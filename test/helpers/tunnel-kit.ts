@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { AddressInfo, Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { loadTunnelIdentity } from "../../src/agent/tunnel/tunnel-identity.js";
 import type { TunnelIdentity } from "../../src/agent/tunnel/tunnel-identity.js";
 import { tempDir } from "./launcher.js";
@@ -73,6 +74,16 @@ export async function echoThrough(socket: Socket, size: number): Promise<boolean
   const back = readAll(socket);
   socket.end(payload);
   return (await back).equals(payload);
+}
+
+/**
+ * Speaks TLS to an agent's tunnel at `host:port` without a client certificate and, once the
+ * handshake is done, starts HTTP/2 as a peer would; what came back before it was closed.
+ */
+export async function probeWithoutCertificate(host: string, port: number): Promise<Buffer> {
+  const socket = connectTls({ host, port, rejectUnauthorized: false });
+  socket.once("secureConnect", () => socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  return readAll(socket);
 }
 
 /**
